@@ -1,0 +1,46 @@
+# make report   restart-and-run-all notebook.ipynb in place, then report.html
+# make test     cargo tests, then the notebook headless on the smoke profile
+# make lab      JupyterLab with the Rust (helpers) kernel
+# make bench    training/evaluation throughput, lab against PyTorch, same machine
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+ENV := source scripts/env.sh
+VENV := $(shell $(ENV) && echo $$LAB_VENV)
+PY := $(VENV)/bin/python
+NOTEBOOK_TIMEOUT ?= 3600
+# glibc keeps freed memory instead of returning it to the OS and faulting it back in
+# every training step: measurably faster tch training on CPU (see environment.md).
+export MALLOC_MMAP_THRESHOLD_ := 268435456
+export MALLOC_TRIM_THRESHOLD_ := 1073741824
+export MALLOC_TOP_PAD_ := 268435456
+
+.PHONY: setup test report lab bench build fmt clippy
+
+setup:
+	scripts/setup
+
+build: setup
+	cargo build --release
+
+test: setup
+	cargo test --release
+	tmp=$$(mktemp -d) && \
+	  LAB_PROFILE=smoke $(PY) scripts/run_notebook.py notebook.ipynb $$tmp/notebook.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
+	  $(PY) scripts/check_notebook.py $$tmp/notebook.ipynb && rm -rf $$tmp
+
+report: setup
+	$(PY) scripts/run_notebook.py notebook.ipynb notebook.ipynb --timeout $(NOTEBOOK_TIMEOUT)
+	$(PY) scripts/check_notebook.py notebook.ipynb
+	$(VENV)/bin/jupyter nbconvert --to html --output report.html notebook.ipynb
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebook.ipynb
+
+bench: build
+	scripts/bench
+
+fmt:
+	cargo fmt --all
+
+clippy:
+	cargo clippy --release --all-targets -- -D warnings

@@ -1,0 +1,566 @@
+//! [`RunConfig`]: everything that defines a run, read from TOML (`configs/*.toml`) or
+//! built in a notebook cell with `with_*` methods. Unknown keys are rejected with the
+//! nearest valid key; out-of-range values name the key and the allowed range.
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A complete run definition. Saved as `config.toml` in the run directory before the
+/// first step, and hashed to recognise finished runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Run directory name under `saved_models/`.
+    pub name: String,
+    /// One seed drives split, data order, augmentation, initialisation and dropout.
+    pub seed: u64,
+    /// `cpu`, `cuda` or `auto` (CUDA when available).
+    pub device: String,
+    /// libtorch intra-op threads; 0 keeps libtorch's default (one per core).
+    pub threads: usize,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub train: TrainConfig,
+}
+
+/// Dataset, split and augmentation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Dataset name (`fashion_mnist`).
+    pub dataset: String,
+    /// Folder of the dataset's files.
+    pub dir: PathBuf,
+    /// Fraction of the training set held out for validation, stratified by class.
+    pub val_fraction: f64,
+    /// Use only this many training examples (stratified); 0 = all.
+    pub train_limit: usize,
+    /// Use only the first this many test examples; 0 = all.
+    pub test_limit: usize,
+    pub augment: AugmentConfig,
+}
+
+/// Label-preserving augmentation of training batches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AugmentConfig {
+    /// Random crop after zero padding by this many pixels per side; 0 = off.
+    pub crop_padding: usize,
+    /// Mirror left-right with probability 0.5.
+    pub horizontal_flip: bool,
+    /// Probability of erasing one random rectangle (Zhong et al. 2017); 0 = off.
+    pub random_erasing: f64,
+}
+
+/// Which network to build and its shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Architecture from the registry.
+    pub arch: Arch,
+    /// Channels of each stage of the scratch CNN; stages after the first halve the resolution.
+    pub widths: Vec<i64>,
+    /// 3×3 convolutions in each stage (one number per stage).
+    pub depths: Vec<usize>,
+    /// How the last feature map becomes a vector: `gap` (global average) or `flatten`.
+    pub head: Head,
+    /// Batch normalisation after each convolution.
+    pub batch_norm: bool,
+    /// Dropout before the classifier; 0 = off.
+    pub dropout: f64,
+}
+
+/// Architectures in the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    /// Configurable CNN from scratch (widths, depth, batch norm, dropout).
+    Cnn,
+    /// The fixed benchmarking CNN (32-32-pool-64-64-pool-128, BN+ReLU, GAP, linear).
+    ReferenceCnn,
+}
+
+/// Classifier heads of the scratch CNN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Head {
+    /// Global average pooling: translation invariant, few parameters.
+    Gap,
+    /// Flattening: keeps where features are, more parameters.
+    Flatten,
+}
+
+/// Optimisation, regularisation, schedule and stopping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Batch size for evaluation (no gradients, so larger is faster).
+    pub eval_batch_size: usize,
+    pub optimizer: OptimizerKind,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// SGD momentum (also Adam's beta1 is fixed at 0.9, beta2 at 0.999).
+    pub momentum: f64,
+    pub nesterov: bool,
+    /// Weight decay: decoupled (AdamW, and SGD as in PyTorch's coupled L2 for sgd/adam).
+    pub weight_decay: f64,
+    /// Label smoothing of the cross-entropy targets, in [0, 1).
+    pub label_smoothing: f64,
+    /// Clip the global gradient norm to this value; 0 = off.
+    pub grad_clip: f64,
+    pub schedule: ScheduleKind,
+    /// Linear warm-up from 0 over this many epochs (fractions allowed); 0 = off.
+    pub warmup_epochs: f64,
+    /// `step`: multiply the LR by `gamma` every `step_epochs` epochs.
+    pub step_epochs: usize,
+    pub gamma: f64,
+    /// `one_cycle`: fraction of steps spent rising to the peak LR.
+    pub pct_start: f64,
+    /// `plateau`: epochs without val-loss improvement before multiplying the LR by `gamma`.
+    pub plateau_patience: usize,
+    /// Stop after this many epochs without val-accuracy improvement and restore the best weights; 0 = off.
+    pub early_stopping_patience: usize,
+}
+
+/// Optimisers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    Sgd,
+    Adam,
+    Adamw,
+}
+
+/// Learning-rate schedules (after the optional warm-up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScheduleKind {
+    Constant,
+    Step,
+    Cosine,
+    OneCycle,
+    Plateau,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            name: "fashion_cnn".into(),
+            seed: 42,
+            device: "cpu".into(),
+            threads: 0,
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            train: TrainConfig::default(),
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            dataset: "fashion_mnist".into(),
+            dir: PathBuf::from(crate::data::fashion_mnist::DEFAULT_DIR),
+            val_fraction: 0.1,
+            train_limit: 0,
+            test_limit: 0,
+            augment: AugmentConfig::default(),
+        }
+    }
+}
+
+impl Default for AugmentConfig {
+    fn default() -> Self {
+        AugmentConfig {
+            crop_padding: 2,
+            horizontal_flip: true,
+            random_erasing: 0.0,
+        }
+    }
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            arch: Arch::Cnn,
+            widths: vec![32, 64, 128],
+            depths: vec![1, 2, 2],
+            head: Head::Flatten,
+            batch_norm: true,
+            dropout: 0.2,
+        }
+    }
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            batch_size: 128,
+            eval_batch_size: 512,
+            optimizer: OptimizerKind::Adamw,
+            lr: 3e-3,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 5e-4,
+            label_smoothing: 0.0,
+            grad_clip: 0.0,
+            schedule: ScheduleKind::OneCycle,
+            warmup_epochs: 0.0,
+            step_epochs: 5,
+            gamma: 0.1,
+            pct_start: 0.25,
+            plateau_patience: 2,
+            early_stopping_patience: 0,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Reads and validates a TOML file; errors name the file, the key and the fix.
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_toml_str(&text).map_err(|e| match e {
+            Error::Config { key, reason } => Error::Config {
+                key,
+                reason: format!("{reason} (in {})", path.display()),
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        let value: toml::Value = text
+            .parse()
+            .map_err(|e: toml::de::Error| Error::config("(file)", e.message().to_string()))?;
+        check_known_keys(
+            &value,
+            &toml::Value::try_from(RunConfig::default()).expect("default config serialises"),
+            "",
+        )?;
+        // Typed parse from the text (not the Value) so errors carry the offending line.
+        let cfg: RunConfig = toml::from_str(text).map_err(|e: toml::de::Error| {
+            Error::config(error_key(text, &e), e.message().to_string())
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The config as TOML text (what `config.toml` in a run holds).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+
+    /// Checks every value's range; the error names the key and what is allowed.
+    pub fn validate(&self) -> Result<()> {
+        let t = &self.train;
+        positive("train.epochs", t.epochs as f64)?;
+        positive("train.batch_size", t.batch_size as f64)?;
+        positive("train.eval_batch_size", t.eval_batch_size as f64)?;
+        positive("train.lr", t.lr)?;
+        in_range("train.momentum", t.momentum, 0.0, 1.0, false)?;
+        in_range("train.weight_decay", t.weight_decay, 0.0, 1.0, false)?;
+        in_range("train.label_smoothing", t.label_smoothing, 0.0, 1.0, false)?;
+        in_range("train.grad_clip", t.grad_clip, 0.0, f64::MAX, false)?;
+        in_range(
+            "train.warmup_epochs",
+            t.warmup_epochs,
+            0.0,
+            t.epochs as f64,
+            true,
+        )?;
+        in_range("train.gamma", t.gamma, 0.0, 1.0, true)?;
+        in_range("train.pct_start", t.pct_start, 0.0, 1.0, false)?;
+        if t.schedule == ScheduleKind::Step {
+            positive("train.step_epochs", t.step_epochs as f64)?;
+        }
+        in_range("data.val_fraction", self.data.val_fraction, 0.0, 1.0, false)?;
+        in_range(
+            "data.augment.random_erasing",
+            self.data.augment.random_erasing,
+            0.0,
+            1.0,
+            true,
+        )?;
+        in_range("model.dropout", self.model.dropout, 0.0, 1.0, false)?;
+        if self.model.arch == Arch::Cnn {
+            if self.model.widths.is_empty() || self.model.widths.iter().any(|&w| w <= 0) {
+                return Err(Error::config(
+                    "model.widths",
+                    format!(
+                        "needs at least one positive width, found {:?}",
+                        self.model.widths
+                    ),
+                ));
+            }
+            if self.model.depths.len() != self.model.widths.len() || self.model.depths.contains(&0)
+            {
+                return Err(Error::config(
+                    "model.depths",
+                    format!(
+                        "needs one positive depth per width ({} widths), found {:?}",
+                        self.model.widths.len(),
+                        self.model.depths
+                    ),
+                ));
+            }
+        }
+        if !["cpu", "cuda", "auto"].contains(&self.device.as_str()) {
+            return Err(Error::config(
+                "device",
+                format!("unknown device `{}`; allowed: cpu, cuda, auto", self.device),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The libtorch device this config asks for.
+    pub fn device(&self) -> tch::Device {
+        match self.device.as_str() {
+            "cuda" => tch::Device::Cuda(0),
+            "auto" => tch::Device::cuda_if_available(),
+            _ => tch::Device::Cpu,
+        }
+    }
+
+    /// SHA-256 of everything that changes results (all but `name`), hex.
+    pub fn hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut c = self.clone();
+        c.name = String::new();
+        crate::data::idx::hex(&Sha256::digest(c.to_toml().as_bytes()))
+    }
+
+    /// Keys whose values differ between two configs (dotted paths).
+    pub fn diff(&self, other: &RunConfig) -> Vec<String> {
+        let a = toml::Value::try_from(self).expect("config serialises");
+        let b = toml::Value::try_from(other).expect("config serialises");
+        let mut out = Vec::new();
+        diff_values(&a, &b, "", &mut out);
+        out
+    }
+
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    pub fn with_epochs(mut self, epochs: usize) -> Self {
+        self.train.epochs = epochs;
+        self
+    }
+    pub fn with_lr(mut self, lr: f64) -> Self {
+        self.train.lr = lr;
+        self
+    }
+    pub fn with_batch_size(mut self, batch_size: usize) -> Self {
+        self.train.batch_size = batch_size;
+        self
+    }
+    pub fn with_weight_decay(mut self, weight_decay: f64) -> Self {
+        self.train.weight_decay = weight_decay;
+        self
+    }
+    pub fn with_device(mut self, device: impl Into<String>) -> Self {
+        self.device = device.into();
+        self
+    }
+}
+
+fn positive(key: &str, v: f64) -> Result<()> {
+    if v > 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::config(key, format!("must be > 0, found {v}")))
+    }
+}
+
+fn in_range(key: &str, v: f64, lo: f64, hi: f64, hi_inclusive: bool) -> Result<()> {
+    let ok = v >= lo && (v < hi || (hi_inclusive && v <= hi)) && v.is_finite();
+    if ok {
+        return Ok(());
+    }
+    let close = if hi_inclusive { ']' } else { ')' };
+    Err(Error::config(
+        key,
+        format!("must be in [{lo}, {hi}{close}, found {v}"),
+    ))
+}
+
+/// Rejects keys the default config does not have, suggesting the nearest one.
+fn check_known_keys(value: &toml::Value, known: &toml::Value, prefix: &str) -> Result<()> {
+    let (Some(table), Some(known_table)) = (value.as_table(), known.as_table()) else {
+        return Ok(());
+    };
+    for (key, v) in table {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match known_table.get(key) {
+            Some(k) => check_known_keys(v, k, &path)?,
+            None => {
+                let nearest = known_table
+                    .keys()
+                    .min_by_key(|k| edit_distance(k, key))
+                    .cloned()
+                    .unwrap_or_default();
+                let at = if prefix.is_empty() {
+                    String::new()
+                } else {
+                    format!(".{nearest}")
+                };
+                let suggestion = if prefix.is_empty() {
+                    nearest.clone()
+                } else {
+                    format!("{prefix}{at}")
+                };
+                return Err(Error::config(
+                    path,
+                    format!("unknown key; did you mean `{suggestion}`?"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The dotted key a TOML deserialisation error points at (`train.optimizer`), found
+/// from the error's byte span: the key on that line and the last `[section]` above it.
+fn error_key(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return "(file)".into();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line.split('=').next().unwrap_or("").trim();
+    let section = before[..line_start]
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')))
+        .map(|s| s.trim().to_string());
+    match section {
+        Some(sec) if !key.starts_with('[') => format!("{sec}.{key}"),
+        _ => key.to_string(),
+    }
+}
+
+fn diff_values(a: &toml::Value, b: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+    match (a.as_table(), b.as_table()) {
+        (Some(ta), Some(tb)) => {
+            let mut keys: Vec<&String> = ta.keys().chain(tb.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match (ta.get(k), tb.get(k)) {
+                    (Some(x), Some(y)) => diff_values(x, y, &path, out),
+                    _ => out.push(path),
+                }
+            }
+        }
+        _ if a != b => out.push(format!("{prefix}: {a} → {b}")),
+        _ => {}
+    }
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_round_trips_through_toml() -> Result<()> {
+        let cfg = RunConfig::default();
+        assert_eq!(RunConfig::from_toml_str(&cfg.to_toml())?, cfg);
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_key_names_nearest() {
+        let e = RunConfig::from_toml_str("[train]\nlearning_rate = 0.1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`train.learning_rate`") && e.contains("unknown key; did you mean `train."),
+            "{e}"
+        );
+        let e = RunConfig::from_toml_str("[train]\nepoch = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`train.epoch`") && e.contains("did you mean `train.epochs`?"),
+            "{e}"
+        );
+        let e = RunConfig::from_toml_str("sed = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`sed`") && e.contains("`seed`"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_allowed() {
+        let e = RunConfig::from_toml_str("[train]\nlr = -0.1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("train.lr") && e.contains("must be > 0"), "{e}");
+        let e = RunConfig::from_toml_str("[train]\nbatch_size = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("train.batch_size"), "{e}");
+        let e = RunConfig::from_toml_str("[train]\noptimizer = \"adamx\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`train.optimizer`") && e.contains("adamw") && e.contains("sgd"),
+            "{e}"
+        );
+        let e = RunConfig::from_toml_str("[train]\nschedule = \"cosin\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("schedule") && e.contains("one_cycle"), "{e}");
+    }
+
+    #[test]
+    fn hash_ignores_name_and_diff_lists_keys() {
+        let a = RunConfig::default();
+        let b = a.clone().with_name("other");
+        assert_eq!(a.hash(), b.hash());
+        let c = a.clone().with_lr(0.1).with_epochs(3);
+        assert_ne!(a.hash(), c.hash());
+        let d = a.diff(&c);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(
+            d[0].starts_with("train.epochs") && d[1].starts_with("train.lr"),
+            "{d:?}"
+        );
+    }
+}

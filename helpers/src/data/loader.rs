@@ -1,0 +1,233 @@
+//! Batches for training and evaluation: seeded shuffling per epoch, augmentation of
+//! training examples, normalisation with statistics of the training split.
+use super::augment::augment_into;
+use super::split::Split;
+use super::{Dataset, ImageSet};
+use crate::config::{AugmentConfig, DataConfig};
+use crate::rng::Rng;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+/// Per-channel mean and standard deviation of pixel values scaled to [0, 1].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Normalization {
+    /// Statistics of `images` (`[N, C, H, W]`, u8).
+    pub fn of(images: &Tensor) -> Normalization {
+        let x = images.to_kind(Kind::Double) / 255.0;
+        let dims = [0i64, 2, 3];
+        let mean = Vec::<f64>::try_from(x.mean_dim(dims.as_slice(), false, Kind::Double))
+            .unwrap_or_default();
+        let std =
+            Vec::<f64>::try_from(x.std_dim(dims.as_slice(), false, false)).unwrap_or_default();
+        Normalization {
+            mean: mean.iter().map(|&v| v as f32).collect(),
+            std: std.iter().map(|&v| v.max(1e-6) as f32).collect(),
+        }
+    }
+
+    /// Normalises raw 0..255 floats `[N, C, H, W]` in place.
+    pub fn apply_raw(&self, x: &mut [f32], shape: [usize; 3]) {
+        let plane = shape[1] * shape[2];
+        for (i, chunk) in x.chunks_mut(plane).enumerate() {
+            let c = i % shape[0];
+            let (m, s) = (self.mean[c] * 255.0, self.std[c] * 255.0);
+            chunk.iter_mut().for_each(|v| *v = (*v - m) / s);
+        }
+    }
+
+    /// Maps normalised images back to [0, 1] for display.
+    pub fn denormalize(&self, x: &Tensor) -> Tensor {
+        let c = self.mean.len() as i64;
+        let mean = Tensor::from_slice(&self.mean)
+            .view([1, c, 1, 1])
+            .to_device(x.device());
+        let std = Tensor::from_slice(&self.std)
+            .view([1, c, 1, 1])
+            .to_device(x.device());
+        (x * std + mean).clamp(0.0, 1.0)
+    }
+}
+
+/// Batches over a fixed set of examples.
+#[derive(Debug, Clone)]
+pub struct Loader {
+    pixels: Vec<u8>,
+    labels: Vec<i64>,
+    shape: [usize; 3],
+    pub batch_size: usize,
+    shuffle: bool,
+    augment: Option<AugmentConfig>,
+    pub norm: Normalization,
+    seed: u64,
+    pub device: Device,
+}
+
+impl Loader {
+    /// A loader over `set`; `augment` only for training.
+    pub fn new(
+        set: &ImageSet,
+        batch_size: usize,
+        shuffle: bool,
+        augment: Option<AugmentConfig>,
+        norm: Normalization,
+        seed: u64,
+        device: Device,
+    ) -> Loader {
+        let s = set.images.size();
+        let pixels = Vec::<u8>::try_from(set.images.contiguous().view([-1])).unwrap_or_default();
+        Loader {
+            pixels,
+            labels: set.label_vec(),
+            shape: [s[1] as usize, s[2] as usize, s[3] as usize],
+            batch_size,
+            shuffle,
+            augment,
+            norm,
+            seed,
+            device,
+        }
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when there is no example.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Number of batches per epoch (the last one may be smaller).
+    pub fn num_batches(&self) -> usize {
+        self.len().div_ceil(self.batch_size)
+    }
+
+    /// Labels in loader order (unshuffled).
+    pub fn labels(&self) -> &[i64] {
+        &self.labels
+    }
+
+    /// The batches of `epoch`: `(images [B, C, H, W] normalised f32, labels [B] i64)`.
+    /// Order and augmentation depend only on (seed, epoch), so a resumed run replays them.
+    pub fn batches(&self, epoch: usize) -> impl Iterator<Item = (Tensor, Tensor)> + '_ {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        let mut rng = Rng::new(self.seed, 1 + epoch as u64);
+        if self.shuffle {
+            rng.shuffle(&mut order);
+        }
+        let chunks: Vec<Vec<usize>> = order.chunks(self.batch_size).map(|c| c.to_vec()).collect();
+        chunks
+            .into_iter()
+            .map(move |idx| self.batch(&idx, &mut rng))
+    }
+
+    fn batch(&self, idx: &[usize], rng: &mut Rng) -> (Tensor, Tensor) {
+        let n = self.shape.iter().product::<usize>();
+        let mut buf = vec![0f32; idx.len() * n];
+        for (k, &i) in idx.iter().enumerate() {
+            let src = &self.pixels[i * n..(i + 1) * n];
+            let dst = &mut buf[k * n..(k + 1) * n];
+            match &self.augment {
+                Some(cfg) => augment_into(src, dst, self.shape, cfg, rng),
+                None => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s as f32),
+            }
+        }
+        self.norm.apply_raw(&mut buf, self.shape);
+        let [c, h, w] = self.shape.map(|d| d as i64);
+        let images = Tensor::from_slice(&buf)
+            .view([idx.len() as i64, c, h, w])
+            .to_device(self.device);
+        let labels: Vec<i64> = idx.iter().map(|&i| self.labels[i]).collect();
+        (images, Tensor::from_slice(&labels).to_device(self.device))
+    }
+}
+
+/// Train/val/test loaders built from one dataset, config and seed.
+#[derive(Debug, Clone)]
+pub struct DataLoaders {
+    pub train: Loader,
+    pub val: Loader,
+    pub test: Loader,
+    pub split: Split,
+    pub norm: Normalization,
+}
+
+impl DataLoaders {
+    /// Splits the training set (stratified, seeded), computes normalisation on the train
+    /// part only, and builds the three loaders.
+    pub fn new(
+        data: &Dataset,
+        cfg: &DataConfig,
+        batch_size: usize,
+        eval_batch_size: usize,
+        seed: u64,
+        device: Device,
+    ) -> DataLoaders {
+        let split = Split::stratified(
+            &data.train.label_vec(),
+            cfg.val_fraction,
+            cfg.train_limit,
+            seed,
+        );
+        DataLoaders::with_split(data, cfg, split, batch_size, eval_batch_size, seed, device)
+    }
+
+    /// As [`DataLoaders::new`] with a given split (e.g. one saved in a run).
+    pub fn with_split(
+        data: &Dataset,
+        cfg: &DataConfig,
+        split: Split,
+        batch_size: usize,
+        eval_batch_size: usize,
+        seed: u64,
+        device: Device,
+    ) -> DataLoaders {
+        let train_set = data.train.select(&split.train);
+        let val_set = data.train.select(&split.val);
+        let test_set = if cfg.test_limit > 0 {
+            data.test.head(cfg.test_limit)
+        } else {
+            data.test.head(data.test.len())
+        };
+        let norm = Normalization::of(&train_set.images);
+        let aug = Some(cfg.augment.clone())
+            .filter(|a| a.crop_padding > 0 || a.horizontal_flip || a.random_erasing > 0.0);
+        DataLoaders {
+            train: Loader::new(
+                &train_set,
+                batch_size,
+                true,
+                aug,
+                norm.clone(),
+                seed,
+                device,
+            ),
+            val: Loader::new(
+                &val_set,
+                eval_batch_size,
+                false,
+                None,
+                norm.clone(),
+                seed,
+                device,
+            ),
+            test: Loader::new(
+                &test_set,
+                eval_batch_size,
+                false,
+                None,
+                norm.clone(),
+                seed,
+                device,
+            ),
+            split,
+            norm,
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Datasets: file readers, the in-memory [`Dataset`], and its [`DataCard`].
+pub mod augment;
+pub mod card;
+pub mod fashion_mnist;
+pub mod idx;
+pub mod loader;
+pub mod split;
+
+pub use card::DataCard;
+pub use loader::{DataLoaders, Loader, Normalization};
+pub use split::Split;
+
+use tch::{Kind, Tensor};
+
+/// Images with their labels, kept as compact `u8` pixels until a loader normalises them.
+#[derive(Debug)]
+pub struct ImageSet {
+    /// `[N, C, H, W]`, `u8` pixels in 0..=255.
+    pub images: Tensor,
+    /// `[N]`, `i64` class indices.
+    pub labels: Tensor,
+}
+
+impl ImageSet {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.labels.size()[0] as usize
+    }
+
+    /// True when the set holds no example.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Labels as a Rust vector.
+    pub fn label_vec(&self) -> Vec<i64> {
+        Vec::<i64>::try_from(&self.labels.to_kind(Kind::Int64)).unwrap_or_default()
+    }
+
+    /// Count of examples per class, for `num_classes` classes.
+    pub fn class_counts(&self, num_classes: usize) -> Vec<usize> {
+        let mut counts = vec![0; num_classes];
+        for l in self.label_vec() {
+            if let Some(c) = counts.get_mut(l as usize) {
+                *c += 1;
+            }
+        }
+        counts
+    }
+
+    /// The examples at `indices` (a new set sharing no storage with this one).
+    pub fn select(&self, indices: &[i64]) -> ImageSet {
+        let idx = Tensor::from_slice(indices);
+        ImageSet {
+            images: self.images.index_select(0, &idx),
+            labels: self.labels.index_select(0, &idx),
+        }
+    }
+
+    /// The first `n` examples (or all of them when there are fewer).
+    pub fn head(&self, n: usize) -> ImageSet {
+        let n = n.min(self.len()) as i64;
+        ImageSet {
+            images: self.images.narrow(0, 0, n).copy(),
+            labels: self.labels.narrow(0, 0, n).copy(),
+        }
+    }
+}
+
+/// Where a dataset's files came from and their checksums.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// File name inside the dataset folder.
+    pub name: String,
+    /// SHA-256 of the decompressed content, hex.
+    pub sha256: String,
+}
+
+/// An image-classification dataset: a training set, a held-out test set, class names.
+#[derive(Debug)]
+pub struct Dataset {
+    /// Short name, e.g. `fashion_mnist`.
+    pub name: String,
+    /// Class names, index = label.
+    pub classes: Vec<String>,
+    /// Training examples (validation is split from these; the test set stays untouched).
+    pub train: ImageSet,
+    /// Held-out test examples.
+    pub test: ImageSet,
+    /// The files read, with their checksums.
+    pub files: Vec<SourceFile>,
+}
+
+impl Dataset {
+    /// Number of classes.
+    pub fn num_classes(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// Image shape `[C, H, W]`.
+    pub fn image_shape(&self) -> [i64; 3] {
+        let s = self.train.images.size();
+        [s[1], s[2], s[3]]
+    }
+
+    /// The data card of this dataset.
+    pub fn card(&self) -> DataCard {
+        DataCard::of(self)
+    }
+}

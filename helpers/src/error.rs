@@ -1,0 +1,96 @@
+//! The library's error type: every variant says what was expected, what was found,
+//! where (file, key, step), and, where it helps, what to do about it.
+use std::path::{Path, PathBuf};
+
+/// Errors raised by `helpers`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or folder could not be read or written.
+    #[error("{path}: {source}{hint}", path = path.display(), hint = hint_suffix(hint))]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+        hint: Option<String>,
+    },
+    /// A data file exists but its content is not what its format promises.
+    #[error("{path}: {reason}{hint}", path = path.display(), hint = hint_suffix(hint))]
+    Data {
+        path: PathBuf,
+        reason: String,
+        hint: Option<String>,
+    },
+    /// A configuration value is missing, unknown or out of range.
+    #[error("config key `{key}`: {reason}")]
+    Config { key: String, reason: String },
+    /// A tensor had another shape than the operation needs.
+    #[error("{op}: expected shape {expected}, got {got:?}")]
+    Shape {
+        op: &'static str,
+        expected: String,
+        got: Vec<i64>,
+    },
+    /// Training produced a NaN or infinite loss; the best checkpoint is kept.
+    #[error("non-finite loss {loss} at epoch {epoch}, step {step} (lr {lr:.3e}); the best checkpoint so far is kept — lower the learning rate or enable gradient clipping")]
+    NonFinite {
+        epoch: usize,
+        step: usize,
+        loss: f64,
+        lr: f64,
+    },
+    /// A run directory does not match what the caller asked for.
+    #[error("run {path}: {reason}", path = path.display())]
+    Run { path: PathBuf, reason: String },
+    /// A figure could not be drawn.
+    #[error("plot `{what}`: {reason}")]
+    Plot { what: String, reason: String },
+    /// An error from libtorch.
+    #[error(transparent)]
+    Torch(#[from] tch::TchError),
+    /// An error from polars while building a table.
+    #[error(transparent)]
+    Polars(#[from] polars::prelude::PolarsError),
+}
+
+/// `Result` with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn hint_suffix(hint: &Option<String>) -> String {
+    hint.as_ref().map(|h| format!(" — {h}")).unwrap_or_default()
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+            hint: None,
+        }
+    }
+
+    /// A content error in the data file `path`.
+    pub fn data(path: impl AsRef<Path>, reason: impl Into<String>) -> Self {
+        Error::Data {
+            path: path.as_ref().to_path_buf(),
+            reason: reason.into(),
+            hint: None,
+        }
+    }
+
+    /// A configuration error on `key`.
+    pub fn config(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Config {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Adds what to do about it (for example, which setup step to rerun).
+    pub fn with_hint(mut self, text: impl Into<String>) -> Self {
+        match &mut self {
+            Error::Io { hint, .. } | Error::Data { hint, .. } => *hint = Some(text.into()),
+            _ => {}
+        }
+        self
+    }
+}

@@ -1,0 +1,42 @@
+//! `helpers`: every step of an applied deep-learning project on libtorch (through
+//! [`tch`]), as one-line calls for a notebook cell and subcommands of the `lab` CLI.
+//!
+//! Data path: [`config::RunConfig`] → [`data::Dataset`] (+ [`data::DataCard`], stratified
+//! [`data::Split`]) → [`models::Model`] → [`train::fit`] → [`run::RunDir`] in
+//! `saved_models/` → [`metrics::Metrics`] → [`report::Table`] and [`plot::Figure`], which
+//! render inline in an evcxr Jupyter kernel and save themselves to disk.
+
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod evaluate;
+pub mod fsx;
+pub mod metrics;
+pub mod models;
+pub mod plot;
+pub mod profile;
+pub mod report;
+pub mod rng;
+pub mod run;
+pub mod train;
+
+pub use error::{Error, Result};
+/// Re-exported so notebook cells need a single `:dep`.
+pub use polars;
+pub use tch;
+
+/// What a notebook cell usually needs: `use helpers::prelude::*;`.
+pub mod prelude {
+    pub use crate::config::{Arch, Head, OptimizerKind, RunConfig, ScheduleKind};
+    pub use crate::data::{self, fashion_mnist, DataCard, DataLoaders, Dataset, ImageSet, Split};
+    pub use crate::evaluate::{predict, Predictions};
+    pub use crate::metrics::Metrics;
+    pub use crate::models::{self, summary::summary, Model};
+    pub use crate::plot::{self, Figure};
+    pub use crate::profile::Profile;
+    pub use crate::report::{self, versions, Table};
+    pub use crate::run::RunDir;
+    pub use crate::train::{self, fit, History, TrainedRun};
+    pub use crate::{Error, Result};
+    pub use tch::{self, Device, Kind, Tensor};
+}

@@ -1,0 +1,136 @@
+//! Images as figures: grids of thumbnails with captions (SVG with embedded PNGs).
+use super::{plot_err, Figure};
+use crate::data::ImageSet;
+use crate::report::escape;
+use crate::{Error, Result};
+use base64::Engine;
+use tch::{Kind, Tensor};
+
+/// A grid of images with one caption each; pixels are upscaled without smoothing.
+/// `images`: `[N, C, H, W]` with C = 1 or 3, `u8` or float in [0, 1].
+pub fn image_grid(
+    name: &str,
+    images: &Tensor,
+    captions: &[String],
+    cols: usize,
+    scale: u32,
+) -> Result<Figure> {
+    let size = images.size();
+    if size.len() != 4 || !(size[1] == 1 || size[1] == 3) {
+        return Err(Error::Shape {
+            op: "image_grid",
+            expected: "[N, 1|3, H, W]".into(),
+            got: size,
+        });
+    }
+    let (n, h, w) = (size[0] as usize, size[2] as u32, size[3] as u32);
+    let cols = cols.max(1);
+    let (cell_w, cell_h) = (w * scale + 12, h * scale + 34);
+    let rows = n.div_ceil(cols);
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
+        cols as u32 * cell_w,
+        rows as u32 * cell_h
+    );
+    for i in 0..n {
+        let (x, y) = (
+            (i % cols) as u32 * cell_w + 6,
+            (i / cols) as u32 * cell_h + 4,
+        );
+        let png = png_base64(&images.get(i as i64))?;
+        svg += &format!(
+            "<image x=\"{x}\" y=\"{y}\" width=\"{}\" height=\"{}\" style=\"image-rendering:pixelated\" href=\"data:image/png;base64,{png}\"/>\n",
+            w * scale,
+            h * scale
+        );
+        let caption = captions.get(i).map(String::as_str).unwrap_or("");
+        for (line_no, line) in caption.lines().enumerate() {
+            svg += &format!(
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+                x + w * scale / 2,
+                y + h * scale + 13 + 12 * line_no as u32,
+                escape(line)
+            );
+        }
+    }
+    svg += "</svg>\n";
+    Ok(Figure::from_svg(name, svg))
+}
+
+/// Sample images of a set with their class names as captions.
+pub fn samples(set: &ImageSet, classes: &[String], n: usize, cols: usize) -> Result<Figure> {
+    let subset = set.head(n);
+    let captions: Vec<String> = subset
+        .label_vec()
+        .iter()
+        .map(|&l| {
+            classes
+                .get(l as usize)
+                .cloned()
+                .unwrap_or_else(|| l.to_string())
+        })
+        .collect();
+    image_grid("samples", &subset.images, &captions, cols, 3)
+}
+
+/// Encodes one `[C, H, W]` image as a base64 PNG (grey or RGB, 8 bits).
+pub fn png_base64(image: &Tensor) -> Result<String> {
+    Ok(base64::engine::general_purpose::STANDARD.encode(png_bytes(image)?))
+}
+
+/// Encodes one `[C, H, W]` image (`u8`, or float in [0, 1]) as PNG bytes.
+pub fn png_bytes(image: &Tensor) -> Result<Vec<u8>> {
+    let size = image.size();
+    if size.len() != 3 || !(size[0] == 1 || size[0] == 3) {
+        return Err(Error::Shape {
+            op: "png_bytes",
+            expected: "[1|3, H, W]".into(),
+            got: size,
+        });
+    }
+    let pixels = if image.kind() == Kind::Uint8 {
+        image.shallow_clone()
+    } else {
+        (image.clamp(0.0, 1.0) * 255.0).round().to_kind(Kind::Uint8)
+    };
+    let hwc = pixels.permute([1, 2, 0]).contiguous();
+    let data = Vec::<u8>::try_from(&hwc.view([-1]))?;
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, size[2] as u32, size[1] as u32);
+        enc.set_color(if size[0] == 1 {
+            png::ColorType::Grayscale
+        } else {
+            png::ColorType::Rgb
+        });
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().map_err(plot_err("png"))?;
+        writer.write_image_data(&data).map_err(plot_err("png"))?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Kind;
+
+    #[test]
+    fn grid_embeds_one_png_per_image() -> Result<()> {
+        let imgs = Tensor::zeros([3, 1, 4, 4], (Kind::Uint8, tch::Device::Cpu));
+        let f = image_grid("g", &imgs, &["a".into(), "b<".into(), "c".into()], 2, 2)?;
+        assert_eq!(f.svg.matches("data:image/png;base64,").count(), 3);
+        assert!(f.svg.contains(">b&lt;<"));
+        Ok(())
+    }
+
+    #[test]
+    fn png_round_trips_size() -> Result<()> {
+        let img = Tensor::rand([3, 5, 7], (Kind::Float, tch::Device::Cpu));
+        let bytes = png_bytes(&img)?;
+        let decoder = png::Decoder::new(&bytes[..]);
+        let reader = decoder.read_info().unwrap();
+        assert_eq!((reader.info().width, reader.info().height), (7, 5));
+        Ok(())
+    }
+}

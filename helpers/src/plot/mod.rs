@@ -1,0 +1,87 @@
+//! [`Figure`]: an SVG drawing that renders inline in the notebook (evcxr's display
+//! protocol), survives `nbconvert --to html`, and saves itself to a run directory.
+//! Charts are drawn with plotters' SVG backend; image grids are SVG with embedded PNGs.
+mod charts;
+mod images;
+
+pub use charts::{bars, confusion_heatmap, lines, Series};
+pub use images::{image_grid, png_base64, png_bytes, samples};
+
+use crate::report::evcxr_emit;
+use crate::{fsx, Error, Result};
+use plotters::style::RGBColor;
+use std::path::Path;
+
+/// Colours for series, colour-blind safe (Okabe–Ito).
+pub const PALETTE: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),
+    RGBColor(230, 159, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(86, 180, 233),
+    RGBColor(213, 94, 0),
+    RGBColor(240, 228, 66),
+    RGBColor(0, 0, 0),
+];
+
+/// A finished drawing, as SVG text.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// Short name, used as the default file name when saved.
+    pub name: String,
+    /// The SVG document.
+    pub svg: String,
+}
+
+impl Figure {
+    /// Wraps an SVG document.
+    pub fn from_svg(name: impl Into<String>, svg: String) -> Self {
+        Figure {
+            name: name.into(),
+            svg,
+        }
+    }
+
+    /// Saves the SVG to `path` atomically.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        fsx::write_text_atomic(path.as_ref(), &self.svg)
+    }
+
+    /// Saves into `dir` as `<name>.svg` and returns the path.
+    pub fn save_in(&self, dir: impl AsRef<Path>) -> Result<std::path::PathBuf> {
+        let path = dir.as_ref().join(format!("{}.svg", self.name));
+        self.save(&path)?;
+        Ok(path)
+    }
+
+    /// evcxr's hook: renders the SVG inline.
+    pub fn evcxr_display(&self) {
+        evcxr_emit("image/svg+xml", &self.svg);
+    }
+}
+
+/// Maps a plotters drawing error to ours, naming the figure.
+pub(crate) fn plot_err<E: std::fmt::Debug>(what: &str) -> impl Fn(E) -> Error + '_ {
+    move |e| Error::Plot {
+        what: what.to_string(),
+        reason: format!("{e:?}"),
+    }
+}
+
+/// A file-name-safe version of a title.
+pub(crate) fn slug(title: &str) -> String {
+    let s: String = title
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    s.split('_')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("_")
+}

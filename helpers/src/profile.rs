@@ -1,0 +1,58 @@
+//! Budget profiles: the same notebook and configs at three scales. `LAB_PROFILE=smoke`
+//! (CI: minutes), `default` (the report on a 2-core CPU), `full` (as configured, longer).
+use crate::config::RunConfig;
+use crate::{Error, Result};
+
+/// How much compute a run may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Tiny subsets and one epoch: checks that everything runs.
+    Smoke,
+    /// The configs as written.
+    Default,
+    /// Longer training (double the epochs) for final numbers.
+    Full,
+}
+
+impl Profile {
+    /// Reads `LAB_PROFILE` (unset = default).
+    pub fn from_env() -> Result<Profile> {
+        match std::env::var("LAB_PROFILE").as_deref() {
+            Err(_) | Ok("") | Ok("default") => Ok(Profile::Default),
+            Ok("smoke") => Ok(Profile::Smoke),
+            Ok("full") => Ok(Profile::Full),
+            Ok(other) => Err(Error::config(
+                "LAB_PROFILE",
+                format!("unknown profile `{other}`; allowed: smoke, default, full"),
+            )),
+        }
+    }
+
+    /// Name as in `LAB_PROFILE`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Smoke => "smoke",
+            Profile::Default => "default",
+            Profile::Full => "full",
+        }
+    }
+
+    /// `cfg` scaled to this profile. Scaled runs get a name suffix so they never collide
+    /// with full-size runs in `saved_models/`.
+    pub fn apply(self, mut cfg: RunConfig) -> RunConfig {
+        match self {
+            Profile::Default => {}
+            Profile::Smoke => {
+                cfg.name = format!("{}-smoke", cfg.name);
+                cfg.train.epochs = cfg.train.epochs.min(2);
+                cfg.data.train_limit = 3000;
+                cfg.data.test_limit = 1000;
+            }
+            Profile::Full => {
+                cfg.name = format!("{}-full", cfg.name);
+                cfg.train.epochs *= 2;
+            }
+        }
+        cfg
+    }
+}

@@ -1,0 +1,146 @@
+//! [`RunDir`]: one run's folder under `saved_models/`, the unit of exchange between the
+//! notebook, the CLI and other machines. Everything in it is written atomically.
+//!
+//! ```text
+//! config.toml                  the config, written before the first step
+//! split.json                   train/val indices into the training set
+//! model_checkpoint.safetensors best weights (by validation accuracy)
+//! last_checkpoint.safetensors  weights + optimiser + trainer state, for --resume
+//! meta.json                    status, epochs, best epoch, seed, versions, config hash
+//! history.csv                  one row per epoch
+//! metrics.json                 test metrics of the best weights
+//! *.svg                        curves, confusion matrix, per-class F1
+//! ```
+use crate::config::RunConfig;
+use crate::data::Normalization;
+use crate::metrics::Metrics;
+use crate::report::Versions;
+use crate::train::History;
+use crate::{fsx, Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Where a run stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Running,
+    Finished,
+    Failed,
+}
+
+/// `meta.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    pub status: Status,
+    /// Epochs completed.
+    pub epochs_done: usize,
+    pub best_epoch: usize,
+    pub best_val_accuracy: f64,
+    pub stopped_early: bool,
+    pub seed: u64,
+    pub config_hash: String,
+    pub normalization: Normalization,
+    pub num_parameters: i64,
+    pub train_seconds: f64,
+    pub test_accuracy: Option<f64>,
+    pub test_macro_f1: Option<f64>,
+    /// Why the run failed, when it did.
+    pub message: Option<String>,
+    pub versions: Versions,
+}
+
+/// A run directory.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// The run directory at `path` (it may not exist yet).
+    pub fn at(path: impl AsRef<Path>) -> RunDir {
+        RunDir {
+            path: path.as_ref().to_path_buf(),
+        }
+    }
+
+    /// Path of a file inside the run.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// True when the folder holds a saved config.
+    pub fn exists(&self) -> bool {
+        self.file("config.toml").is_file()
+    }
+
+    /// The run's saved config.
+    pub fn config(&self) -> Result<RunConfig> {
+        if !self.exists() {
+            return Err(Error::Run {
+                path: self.path.clone(),
+                reason: "no config.toml: not a run directory (train it first with `lab train`)"
+                    .into(),
+            });
+        }
+        RunConfig::from_toml_file(self.file("config.toml"))
+    }
+
+    /// Writes the config (before training starts).
+    pub fn write_config(&self, cfg: &RunConfig) -> Result<()> {
+        fsx::write_text_atomic(&self.file("config.toml"), &cfg.to_toml())
+    }
+
+    /// `meta.json`.
+    pub fn meta(&self) -> Result<Meta> {
+        read_json(&self.file("meta.json"))
+    }
+
+    pub fn write_meta(&self, meta: &Meta) -> Result<()> {
+        write_json(&self.file("meta.json"), meta)
+    }
+
+    /// `history.csv`.
+    pub fn history(&self) -> Result<History> {
+        History::load_csv(&self.file("history.csv"))
+    }
+
+    /// `metrics.json` (test metrics of the best weights).
+    pub fn metrics(&self) -> Result<Metrics> {
+        read_json(&self.file("metrics.json"))
+    }
+
+    pub fn write_metrics(&self, metrics: &Metrics) -> Result<()> {
+        write_json(&self.file("metrics.json"), metrics)
+    }
+
+    /// Best weights.
+    pub fn best_checkpoint(&self) -> PathBuf {
+        self.file("model_checkpoint.safetensors")
+    }
+
+    /// Weights, optimiser and trainer state of the last finished epoch.
+    pub fn last_checkpoint(&self) -> PathBuf {
+        self.file("last_checkpoint.safetensors")
+    }
+
+    /// Removes the run's files (for a forced retrain), keeping nothing.
+    pub fn wipe(&self) -> Result<()> {
+        if self.path.exists() {
+            std::fs::remove_dir_all(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::data(path, format!("unexpected content: {e}")))
+}
+
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    fsx::write_text_atomic(
+        path,
+        &serde_json::to_string_pretty(value).expect("serialisable"),
+    )
+}

@@ -1,0 +1,118 @@
+//! Checkpoints as safetensors files, written atomically. Loading checks names and
+//! shapes and reports every missing key, unexpected key and shape difference at once.
+use crate::models::Model;
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::path::Path;
+use tch::Tensor;
+
+/// Writes named tensors to `path` (safetensors) via a temp file and a rename.
+pub fn write_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}.safetensors",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    // safetensors needs contiguous data; channels-last weights are not.
+    let contiguous: Vec<(String, Tensor)> = named
+        .iter()
+        .map(|(n, t)| (n.clone(), t.to_device(tch::Device::Cpu).contiguous()))
+        .collect();
+    Tensor::write_safetensors(&contiguous, &tmp).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Run {
+            path: path.to_path_buf(),
+            reason: format!("cannot write checkpoint: {e}"),
+        }
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Reads every tensor of a safetensors file.
+pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+    if !path.exists() {
+        return Err(Error::data(path, "checkpoint not found")
+            .with_hint("train the run first (`lab train`), or check the run directory"));
+    }
+    let named = Tensor::read_safetensors(path)
+        .map_err(|e| Error::data(path, format!("not a readable safetensors file: {e}")))?;
+    Ok(named.into_iter().collect())
+}
+
+/// The model's weights (parameters and batch-norm statistics), by name.
+pub fn model_tensors(model: &Model) -> Vec<(String, Tensor)> {
+    let mut named: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+}
+
+/// Saves the model's weights to `path` (safetensors), atomically.
+pub fn save_model(model: &Model, path: &Path) -> Result<()> {
+    write_tensors(path, &model_tensors(model))
+}
+
+/// Loads weights saved by [`save_model`] (or any safetensors file with the same names
+/// and shapes) into `model`, keeping the model's memory layout.
+pub fn load_model(model: &Model, path: &Path) -> Result<()> {
+    let named = read_tensors(path)?;
+    copy_into(model, &named, "", path)
+}
+
+/// Copies `named[prefix + name]` into each model variable, after checking all of them.
+pub fn copy_into(
+    model: &Model,
+    named: &HashMap<String, Tensor>,
+    prefix: &str,
+    path: &Path,
+) -> Result<()> {
+    let vars = model.vs.variables();
+    check_compatible(&vars, named, prefix, path)?;
+    tch::no_grad(|| {
+        for (name, var) in &vars {
+            let src = &named[&format!("{prefix}{name}")];
+            let mut dst = var.shallow_clone();
+            dst.copy_(&src.to_device(dst.device()).to_kind(dst.kind()));
+        }
+    });
+    Ok(())
+}
+
+/// Lists missing keys, unexpected keys and shape differences in one error.
+fn check_compatible(
+    vars: &HashMap<String, Tensor>,
+    named: &HashMap<String, Tensor>,
+    prefix: &str,
+    path: &Path,
+) -> Result<()> {
+    let mut missing: Vec<&String> = vars
+        .keys()
+        .filter(|n| !named.contains_key(&format!("{prefix}{n}")))
+        .collect();
+    let mut unexpected: Vec<&String> = named
+        .keys()
+        .filter(|k| k.starts_with(prefix) && !vars.contains_key(&k[prefix.len()..]))
+        .collect();
+    let mut shapes: Vec<String> = vars
+        .iter()
+        .filter_map(|(n, v)| {
+            let t = named.get(&format!("{prefix}{n}"))?;
+            (t.size() != v.size())
+                .then(|| format!("{n}: file {:?}, model {:?}", t.size(), v.size()))
+        })
+        .collect();
+    if missing.is_empty() && unexpected.is_empty() && shapes.is_empty() {
+        return Ok(());
+    }
+    missing.sort();
+    unexpected.sort();
+    shapes.sort();
+    Err(Error::data(
+        path,
+        format!(
+            "weights do not fit the model — missing keys {missing:?}; unexpected keys {unexpected:?}; shape differences {shapes:?}"
+        ),
+    )
+    .with_hint("the file was saved for another architecture or class count; build the model from the run's config.toml"))
+}

@@ -1,0 +1,13 @@
+//! Training: optimisers, LR schedules, checkpoints, history and the [`fit`] loop.
+pub mod checkpoint;
+pub mod history;
+pub mod optim;
+pub mod progress;
+pub mod schedule;
+pub mod trainer;
+
+pub use history::{EpochRecord, History};
+pub use optim::Optimizer;
+pub use progress::{PrintEpochs, Progress, Silent, StepInfo};
+pub use schedule::Schedule;
+pub use trainer::{fit, fit_with, Existing, FitOptions, TrainedRun};

@@ -1,0 +1,50 @@
+//! Progress reporting from the training loop: the notebook prints one line per epoch,
+//! the CLI draws a progress bar; tests stay silent.
+use super::EpochRecord;
+
+/// Where the loop is, after a step.
+#[derive(Debug, Clone)]
+pub struct StepInfo {
+    /// 1-based epoch and step.
+    pub epoch: usize,
+    pub epochs: usize,
+    pub step: usize,
+    pub steps: usize,
+    /// Running means over the epoch so far.
+    pub loss: f64,
+    pub accuracy: f64,
+    pub images_per_sec: f64,
+}
+
+/// Receives progress from [`super::fit_with`].
+pub trait Progress {
+    fn on_step(&mut self, _info: &StepInfo) {}
+    fn on_epoch(&mut self, _record: &EpochRecord, _epochs: usize) {}
+    fn on_message(&mut self, _text: &str) {}
+}
+
+/// Reports nothing.
+#[derive(Debug, Default)]
+pub struct Silent;
+impl Progress for Silent {}
+
+/// Prints one fixed-width line per epoch (works in Jupyter, where bars do not).
+#[derive(Debug, Default)]
+pub struct PrintEpochs;
+
+impl Progress for PrintEpochs {
+    fn on_epoch(&mut self, r: &EpochRecord, epochs: usize) {
+        println!("{}", epoch_line(r, epochs));
+    }
+    fn on_message(&mut self, text: &str) {
+        println!("{text}");
+    }
+}
+
+/// `epoch  3/10  train loss 0.3121 acc 0.8874 | val loss 0.2950 acc 0.8920 | lr 2.1e-3 | 61.2 s  884 img/s`
+pub fn epoch_line(r: &EpochRecord, epochs: usize) -> String {
+    format!(
+        "epoch {:>2}/{epochs:<2} train loss {:.4} acc {:.4} | val loss {:.4} acc {:.4} | lr {:.1e} | {:>5.1} s {:>6.0} img/s",
+        r.epoch, r.train_loss, r.train_accuracy, r.val_loss, r.val_accuracy, r.lr, r.seconds, r.images_per_sec
+    )
+}

@@ -1,0 +1,555 @@
+//! The training loop: seeded, checkpointed every epoch, resumable bit for bit, stopped
+//! by a NaN guard or early stopping, ending with the best weights restored and evaluated.
+use super::checkpoint::{self, read_tensors, write_tensors};
+use super::{EpochRecord, History, Optimizer, PrintEpochs, Progress, Schedule, StepInfo};
+use crate::config::RunConfig;
+use crate::data::{DataLoaders, Dataset, Loader, Split};
+use crate::evaluate::{predict, Predictions};
+use crate::metrics::Metrics;
+use crate::models::{self, Model};
+use crate::report::versions;
+use crate::run::{Meta, RunDir, Status};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Instant;
+use tch::{Kind, Reduction, Tensor};
+
+/// What to do when the run directory already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Stop with an error (the CLI's default: never overwrite silently).
+    Refuse,
+    /// Continue an unfinished run from its last checkpoint.
+    Resume,
+    /// Reuse a finished run with the same config, resume an unfinished one (notebook).
+    Auto,
+    /// Delete it and train again.
+    Force,
+}
+
+/// Options of [`fit_with`].
+#[derive(Debug, Clone)]
+pub struct FitOptions {
+    /// Folder holding run directories.
+    pub root: PathBuf,
+    pub existing: Existing,
+    /// Stop (as if killed) after this many epochs in this call; for tests of resuming.
+    pub stop_after_epochs: Option<usize>,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            root: PathBuf::from("saved_models"),
+            existing: Existing::Auto,
+            stop_after_epochs: None,
+        }
+    }
+}
+
+/// A trained (or reloaded) run with everything the report needs.
+#[derive(Debug)]
+pub struct TrainedRun {
+    pub run: RunDir,
+    pub config: RunConfig,
+    /// The best weights.
+    pub model: Model,
+    pub loaders: DataLoaders,
+    pub history: History,
+    /// Test metrics of the best weights.
+    pub test: Metrics,
+    pub meta: Meta,
+    /// True when the run was loaded from disk instead of trained now.
+    pub reused: bool,
+}
+
+/// Trainer state saved with the last checkpoint (JSON inside the safetensors file, so
+/// weights and state can never disagree).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LoopState {
+    epochs_done: usize,
+    global_step: usize,
+    best_val_accuracy: f64,
+    best_epoch: usize,
+    epochs_since_best: usize,
+    stopped_early: bool,
+    train_seconds: f64,
+    schedule: Schedule,
+    history: History,
+}
+
+/// Trains `cfg` on `data` into `saved_models/<name>/`, printing a line per epoch;
+/// reuses the run when it already finished with the same config.
+pub fn fit(cfg: &RunConfig, data: &Dataset) -> Result<TrainedRun> {
+    fit_with(cfg, data, &FitOptions::default(), &mut PrintEpochs)
+}
+
+/// [`fit`] with explicit options and progress reporting.
+pub fn fit_with(
+    cfg: &RunConfig,
+    data: &Dataset,
+    opts: &FitOptions,
+    progress: &mut dyn Progress,
+) -> Result<TrainedRun> {
+    cfg.validate()?;
+    let run = RunDir::at(opts.root.join(&cfg.name));
+    let start = decide_start(&run, cfg, opts.existing)?;
+    if start == Start::Reuse {
+        progress.on_message(&format!(
+            "{}: finished run with the same config found; reusing it",
+            run.path.display()
+        ));
+        return TrainedRun::load(&run.path, data);
+    }
+    if cfg.threads > 0 {
+        tch::set_num_threads(cfg.threads as i32);
+    }
+    let device = cfg.device();
+    let split = match start {
+        Start::Resume => Split::load(&run.file("split.json"))?,
+        _ => Split::stratified(
+            &data.train.label_vec(),
+            cfg.data.val_fraction,
+            cfg.data.train_limit,
+            cfg.seed,
+        ),
+    };
+    let loaders = DataLoaders::with_split(
+        data,
+        &cfg.data,
+        split,
+        cfg.train.batch_size,
+        cfg.train.eval_batch_size,
+        cfg.seed,
+        device,
+    );
+    tch::manual_seed(cfg.seed as i64);
+    let model = models::build(
+        &cfg.model,
+        data.image_shape(),
+        data.num_classes() as i64,
+        device,
+    )?;
+    let mut opt = Optimizer::new(&cfg.train, trainable(&model));
+    let mut state = match start {
+        Start::Resume => resume_state(&run, &model, &mut opt, progress)?,
+        _ => {
+            run.write_config(cfg)?;
+            loaders.split.save(&run.file("split.json"))?;
+            LoopState::new(cfg, loaders.train.num_batches())
+        }
+    };
+    let ctx = Ctx {
+        cfg,
+        run: &run,
+        model: &model,
+        loaders: &loaders,
+    };
+    let epochs_run = train_epochs(&ctx, &mut opt, &mut state, opts.stop_after_epochs, progress)?;
+    if state.epochs_done < cfg.train.epochs && !state.stopped_early {
+        // Stopped on request (as a killed run would): leave it resumable.
+        let _ = epochs_run;
+        return TrainedRun::partial(run, cfg, model, loaders, state.history);
+    }
+    finish(ctx, &state, data)
+}
+
+/// Borrowed pieces of one training session.
+struct Ctx<'a> {
+    cfg: &'a RunConfig,
+    run: &'a RunDir,
+    model: &'a Model,
+    loaders: &'a DataLoaders,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Start {
+    Fresh,
+    Resume,
+    Reuse,
+}
+
+/// Chooses between a fresh start, a resume and reuse; refuses to overwrite silently.
+fn decide_start(run: &RunDir, cfg: &RunConfig, existing: Existing) -> Result<Start> {
+    if !run.exists() {
+        return Ok(Start::Fresh);
+    }
+    if existing == Existing::Force {
+        run.wipe()?;
+        return Ok(Start::Fresh);
+    }
+    let saved = run.config()?;
+    if saved.hash() != cfg.hash() {
+        return Err(Error::Run {
+            path: run.path.clone(),
+            reason: format!(
+                "holds a run of another config (differing keys: {}); choose another `name` or pass --force to replace it",
+                saved.diff(cfg).join(", ")
+            ),
+        });
+    }
+    let finished = run
+        .meta()
+        .map(|m| m.status == Status::Finished)
+        .unwrap_or(false);
+    let resumable = run.last_checkpoint().is_file();
+    match (existing, finished) {
+        (Existing::Auto | Existing::Resume, true) => Ok(Start::Reuse),
+        (Existing::Auto | Existing::Resume, false) if resumable => Ok(Start::Resume),
+        (Existing::Auto | Existing::Resume, false) => {
+            run.wipe()?;
+            Ok(Start::Fresh)
+        }
+        (_, true) => Err(Error::Run { path: run.path.clone(), reason: "already finished with this config; pass --force to train it again".into() }),
+        (_, false) => Err(Error::Run { path: run.path.clone(), reason: "an unfinished run of this config exists; pass --resume to continue it or --force to restart".into() }),
+    }
+}
+
+/// Named trainable tensors, sorted by name (a stable order for the optimiser state).
+fn trainable(model: &Model) -> Vec<(String, Tensor)> {
+    let mut named: Vec<(String, Tensor)> = model
+        .vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+}
+
+impl LoopState {
+    fn new(cfg: &RunConfig, steps_per_epoch: usize) -> LoopState {
+        LoopState {
+            epochs_done: 0,
+            global_step: 0,
+            best_val_accuracy: f64::NEG_INFINITY,
+            best_epoch: 0,
+            epochs_since_best: 0,
+            stopped_early: false,
+            train_seconds: 0.0,
+            schedule: Schedule::new(&cfg.train, steps_per_epoch),
+            history: History::default(),
+        }
+    }
+}
+
+/// Restores weights, optimiser and loop state from the last checkpoint.
+fn resume_state(
+    run: &RunDir,
+    model: &Model,
+    opt: &mut Optimizer,
+    progress: &mut dyn Progress,
+) -> Result<LoopState> {
+    let path = run.last_checkpoint();
+    let named = read_tensors(&path)?;
+    checkpoint::copy_into(model, &named, "model.", &path)?;
+    let optim: std::collections::HashMap<String, Tensor> = named
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("optim.")
+                .map(|k| (k.to_string(), v.shallow_clone()))
+        })
+        .collect();
+    opt.load_state(&optim)?;
+    let json = named
+        .get("state_json")
+        .ok_or_else(|| Error::data(&path, "no `state_json` tensor: not a resume checkpoint"))?;
+    let bytes = Vec::<u8>::try_from(json)?;
+    let state: LoopState = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::data(&path, format!("unreadable trainer state: {e}")))?;
+    progress.on_message(&format!(
+        "{}: resuming after epoch {}",
+        run.path.display(),
+        state.epochs_done
+    ));
+    Ok(state)
+}
+
+/// Writes weights, optimiser state and loop state into one file, atomically.
+fn save_last(ctx: &Ctx, opt: &Optimizer, state: &LoopState) -> Result<()> {
+    let mut named: Vec<(String, Tensor)> = checkpoint::model_tensors(ctx.model)
+        .into_iter()
+        .map(|(n, t)| (format!("model.{n}"), t))
+        .collect();
+    named.extend(
+        opt.state()
+            .into_iter()
+            .map(|(n, t)| (format!("optim.{n}"), t)),
+    );
+    let json = serde_json::to_vec(state).expect("state serialises");
+    named.push(("state_json".into(), Tensor::from_slice(&json)));
+    write_tensors(&ctx.run.last_checkpoint(), &named)
+}
+
+/// Runs epochs until done, early-stopped, or `stop_after` epochs in this call.
+fn train_epochs(
+    ctx: &Ctx,
+    opt: &mut Optimizer,
+    state: &mut LoopState,
+    stop_after: Option<usize>,
+    progress: &mut dyn Progress,
+) -> Result<usize> {
+    let (cfg, mut ran) = (ctx.cfg, 0);
+    while state.epochs_done < cfg.train.epochs
+        && !state.stopped_early
+        && stop_after.is_none_or(|n| ran < n)
+    {
+        let epoch = state.epochs_done;
+        // Dropout draws from libtorch's generator: reseed per epoch so a resumed run
+        // draws the same masks as an unbroken one.
+        tch::manual_seed(cfg.seed as i64 + 1_000_003 * (epoch as i64 + 1));
+        let started = Instant::now();
+        let (train_loss, train_acc, lr, images) = match train_one_epoch(ctx, opt, state, progress) {
+            Ok(v) => v,
+            Err(e) => return Err(mark_failed(ctx, state, e)),
+        };
+        let train_secs = started.elapsed().as_secs_f64();
+        let val = predict(ctx.model, &ctx.loaders.val);
+        let record = EpochRecord {
+            epoch: epoch + 1,
+            train_loss,
+            train_accuracy: train_acc,
+            val_loss: val.mean_loss(),
+            val_accuracy: val.accuracy(),
+            lr,
+            seconds: started.elapsed().as_secs_f64(),
+            images_per_sec: images as f64 / train_secs,
+        };
+        end_epoch(ctx, state, &record)?;
+        save_last(ctx, opt, state)?;
+        write_progress(ctx, state)?;
+        progress.on_epoch(&record, cfg.train.epochs);
+        ran += 1;
+    }
+    Ok(ran)
+}
+
+/// Book-keeping after an epoch: history, schedule, best checkpoint, early stopping.
+fn end_epoch(ctx: &Ctx, state: &mut LoopState, record: &EpochRecord) -> Result<()> {
+    state.epochs_done += 1;
+    state.train_seconds += record.seconds;
+    state.history.epochs.push(record.clone());
+    state.schedule.on_epoch_end(record.val_loss);
+    if record.val_accuracy > state.best_val_accuracy {
+        state.best_val_accuracy = record.val_accuracy;
+        state.best_epoch = record.epoch;
+        state.epochs_since_best = 0;
+        checkpoint::save_model(ctx.model, &ctx.run.best_checkpoint())?;
+    } else {
+        state.epochs_since_best += 1;
+    }
+    let patience = ctx.cfg.train.early_stopping_patience;
+    state.stopped_early = patience > 0
+        && state.epochs_since_best >= patience
+        && state.epochs_done < ctx.cfg.train.epochs;
+    Ok(())
+}
+
+/// One pass over the training loader; returns (mean loss, accuracy, last LR, images).
+fn train_one_epoch(
+    ctx: &Ctx,
+    opt: &mut Optimizer,
+    state: &mut LoopState,
+    progress: &mut dyn Progress,
+) -> Result<(f64, f64, f64, usize)> {
+    let (cfg, loader): (&RunConfig, &Loader) = (ctx.cfg, &ctx.loaders.train);
+    let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0, 0i64, 0usize, 0.0);
+    let started = Instant::now();
+    let steps = loader.num_batches();
+    for (step, (x, y)) in loader.batches(state.epochs_done).enumerate() {
+        lr = state.schedule.lr(state.global_step);
+        opt.zero_grad();
+        let logits = ctx.model.forward_t(&x, true);
+        let loss = logits.cross_entropy_loss::<Tensor>(
+            &y,
+            None,
+            Reduction::Mean,
+            -100,
+            cfg.train.label_smoothing,
+        );
+        let loss_value = loss.double_value(&[]);
+        if !loss_value.is_finite() {
+            return Err(Error::NonFinite {
+                epoch: state.epochs_done + 1,
+                step: step + 1,
+                loss: loss_value,
+                lr,
+            });
+        }
+        loss.backward();
+        if cfg.train.grad_clip > 0.0 {
+            opt.clip_grad_norm(cfg.train.grad_clip);
+        }
+        opt.step(lr);
+        state.global_step += 1;
+        let batch = y.size()[0] as usize;
+        loss_sum += loss_value * batch as f64;
+        correct += logits
+            .argmax(-1, false)
+            .eq_tensor(&y)
+            .sum(Kind::Int64)
+            .int64_value(&[]);
+        seen += batch;
+        progress.on_step(&StepInfo {
+            epoch: state.epochs_done + 1,
+            epochs: cfg.train.epochs,
+            step: step + 1,
+            steps,
+            loss: loss_sum / seen as f64,
+            accuracy: correct as f64 / seen as f64,
+            images_per_sec: seen as f64 / started.elapsed().as_secs_f64(),
+        });
+    }
+    Ok((
+        loss_sum / seen.max(1) as f64,
+        correct as f64 / seen.max(1) as f64,
+        lr,
+        seen,
+    ))
+}
+
+/// Records a failure in meta.json (the best checkpoint stays) and passes the error on.
+fn mark_failed(ctx: &Ctx, state: &LoopState, err: Error) -> Error {
+    let mut meta = base_meta(ctx, state, Status::Failed);
+    meta.message = Some(err.to_string());
+    let _ = ctx.run.write_meta(&meta);
+    let _ = state.history.save_csv(&ctx.run.file("history.csv"));
+    err
+}
+
+fn base_meta(ctx: &Ctx, state: &LoopState, status: Status) -> Meta {
+    Meta {
+        status,
+        epochs_done: state.epochs_done,
+        best_epoch: state.best_epoch,
+        best_val_accuracy: state.best_val_accuracy.max(0.0),
+        stopped_early: state.stopped_early,
+        seed: ctx.cfg.seed,
+        config_hash: ctx.cfg.hash(),
+        normalization: ctx.loaders.norm.clone(),
+        num_parameters: ctx.model.num_parameters(),
+        train_seconds: state.train_seconds,
+        test_accuracy: None,
+        test_macro_f1: None,
+        message: None,
+        versions: versions(),
+    }
+}
+
+fn write_progress(ctx: &Ctx, state: &LoopState) -> Result<()> {
+    state.history.save_csv(&ctx.run.file("history.csv"))?;
+    ctx.run.write_meta(&base_meta(ctx, state, Status::Running))
+}
+
+/// Restores the best weights, evaluates them on the test set, writes the report files.
+fn finish(ctx: Ctx, state: &LoopState, data: &Dataset) -> Result<TrainedRun> {
+    checkpoint::load_model(ctx.model, &ctx.run.best_checkpoint())?;
+    let preds = predict(ctx.model, &ctx.loaders.test);
+    let test = preds.metrics(&data.classes);
+    ctx.run.write_metrics(&test)?;
+    let mut meta = base_meta(&ctx, state, Status::Finished);
+    meta.test_accuracy = Some(test.accuracy);
+    meta.test_macro_f1 = Some(test.macro_avg.f1);
+    save_figures(ctx.run, &state.history, &test)?;
+    ctx.run.write_meta(&meta)?;
+    let (run, config) = (ctx.run.clone(), ctx.cfg.clone());
+    let model = rebuild_with_best(ctx.model, &config, data)?;
+    Ok(TrainedRun {
+        run,
+        config,
+        model,
+        loaders: ctx.loaders.clone(),
+        history: state.history.clone(),
+        test,
+        meta,
+        reused: false,
+    })
+}
+
+/// A model of its own holding the best weights (the training one is borrowed).
+fn rebuild_with_best(trained: &Model, cfg: &RunConfig, data: &Dataset) -> Result<Model> {
+    let model = models::build(
+        &cfg.model,
+        data.image_shape(),
+        data.num_classes() as i64,
+        trained.device(),
+    )?;
+    let named: std::collections::HashMap<String, Tensor> =
+        checkpoint::model_tensors(trained).into_iter().collect();
+    checkpoint::copy_into(&model, &named, "", &PathBuf::from("(memory)"))?;
+    Ok(model)
+}
+
+/// Curves, confusion matrix and per-class F1 into the run directory.
+fn save_figures(run: &RunDir, history: &History, test: &Metrics) -> Result<()> {
+    history.curves()?.save_in(&run.path)?;
+    test.confusion_figure()?.save_in(&run.path)?;
+    test.f1_figure()?.save_in(&run.path)?;
+    Ok(())
+}
+
+impl TrainedRun {
+    /// Loads a finished run: config, best weights, split, history and test metrics.
+    pub fn load(path: impl Into<PathBuf>, data: &Dataset) -> Result<TrainedRun> {
+        let run = RunDir::at(path.into());
+        let config = run.config()?;
+        let device = config.device();
+        let split = Split::load(&run.file("split.json"))?;
+        let t = &config.train;
+        let loaders = DataLoaders::with_split(
+            data,
+            &config.data,
+            split,
+            t.batch_size,
+            t.eval_batch_size,
+            config.seed,
+            device,
+        );
+        let model = models::build(
+            &config.model,
+            data.image_shape(),
+            data.num_classes() as i64,
+            device,
+        )?;
+        checkpoint::load_model(&model, &run.best_checkpoint())?;
+        let (history, test, meta) = (run.history()?, run.metrics()?, run.meta()?);
+        Ok(TrainedRun {
+            run,
+            config,
+            model,
+            loaders,
+            history,
+            test,
+            meta,
+            reused: true,
+        })
+    }
+
+    /// A run stopped before its last epoch: current weights, no test metrics yet.
+    fn partial(
+        run: RunDir,
+        cfg: &RunConfig,
+        model: Model,
+        loaders: DataLoaders,
+        history: History,
+    ) -> Result<TrainedRun> {
+        let meta = run.meta()?;
+        let test = Metrics::compute(&[], &[], &[]);
+        Ok(TrainedRun {
+            run,
+            config: cfg.clone(),
+            model,
+            loaders,
+            history,
+            test,
+            meta,
+            reused: false,
+        })
+    }
+
+    /// Predictions of the best weights on the test set.
+    pub fn test_predictions(&self) -> Predictions {
+        predict(&self.model, &self.loaders.test)
+    }
+}

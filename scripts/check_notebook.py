@@ -1,0 +1,45 @@
+"""Checks an executed notebook: valid nbformat, every code cell ran, no error output,
+and the rich outputs the report relies on (SVG figures, HTML tables) are present.
+
+usage: check_notebook.py NOTEBOOK.ipynb [--min-svg N] [--min-html N]
+"""
+import argparse
+import sys
+
+import nbformat
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("path")
+    ap.add_argument("--min-svg", type=int, default=1)
+    ap.add_argument("--min-html", type=int, default=1)
+    args = ap.parse_args()
+    nb = nbformat.read(args.path, as_version=4)
+    nbformat.validate(nb)
+    problems = []
+    svg = html = 0
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if cell.get("execution_count") is None:
+            problems.append(f"cell {i} was not executed")
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                problems.append(f"cell {i} has an error output: {out.get('ename')}: {out.get('evalue')}")
+            data = out.get("data", {})
+            svg += "image/svg+xml" in data
+            html += "text/html" in data
+    if svg < args.min_svg:
+        problems.append(f"{svg} SVG outputs, expected at least {args.min_svg}")
+    if html < args.min_html:
+        problems.append(f"{html} HTML outputs, expected at least {args.min_html}")
+    for p in problems:
+        print(f"{args.path}: {p}", file=sys.stderr)
+    if not problems:
+        print(f"{args.path}: valid, {svg} SVG and {html} HTML outputs, no errors")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

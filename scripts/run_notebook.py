@@ -1,0 +1,62 @@
+"""Executes a notebook headless with the Rust (helpers) kernel, top to bottom, as
+"restart and run all" does, then validates it with nbformat.
+
+usage: run_notebook.py IN.ipynb OUT.ipynb [--timeout SECONDS]
+
+The kernel starts in the repository root, so `:dep helpers = { path = "helpers" }`
+resolves whichever folder OUT is written to. OUT is written atomically; a failing cell
+stops the run with the cell's error and leaves OUT untouched.
+"""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+KERNEL = os.environ.get("KERNEL_NAME", "rust-helpers")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("src")
+    ap.add_argument("dst")
+    ap.add_argument("--timeout", type=int, default=3600, help="per-cell limit, seconds")
+    args = ap.parse_args()
+
+    nb = nbformat.read(args.src, as_version=4)
+    client = NotebookClient(
+        nb,
+        kernel_name=KERNEL,
+        timeout=args.timeout,
+        resources={"metadata": {"path": str(REPO)}},
+    )
+    started = time.time()
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        print(f"notebook {args.src}: a cell failed after {time.time() - started:.0f} s:\n{err}", file=sys.stderr)
+        return 1
+    errors = [
+        i for i, c in enumerate(nb.cells)
+        if c.cell_type == "code" and any(o.get("output_type") == "error" for o in c.get("outputs", []))
+    ]
+    if errors:
+        print(f"notebook {args.src}: error outputs in cells {errors}", file=sys.stderr)
+        return 1
+    nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Rust (helpers)", "language": "rust"}
+    nbformat.validate(nb)
+    tmp = Path(args.dst).with_suffix(".ipynb.tmp")
+    nbformat.write(nb, str(tmp))
+    os.replace(tmp, args.dst)
+    cells = sum(1 for c in nb.cells if c.cell_type == "code")
+    print(f"executed {cells} code cells of {args.src} in {time.time() - started:.0f} s -> {args.dst}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
