@@ -344,6 +344,24 @@ impl RunConfig {
         out
     }
 
+    /// Every key and value, flattened to dotted keys, as a table.
+    pub fn table(&self) -> Result<crate::report::Table> {
+        let mut rows = Vec::new();
+        flatten(
+            &toml::Value::try_from(self).expect("config serialises"),
+            "",
+            &mut rows,
+        );
+        let (keys, values): (Vec<String>, Vec<String>) = rows.into_iter().unzip();
+        crate::report::Table::from_columns(
+            format!("Run config `{}` (hash {})", self.name, &self.hash()[..12]),
+            vec![
+                polars::prelude::Column::new("key".into(), keys),
+                polars::prelude::Column::new("value".into(), values),
+            ],
+        )
+    }
+
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
@@ -451,6 +469,23 @@ fn error_key(text: &str, e: &toml::de::Error) -> String {
     match section {
         Some(sec) if !key.starts_with('[') => format!("{sec}.{key}"),
         _ => key.to_string(),
+    }
+}
+
+fn flatten(v: &toml::Value, prefix: &str, out: &mut Vec<(String, String)>) {
+    match v.as_table() {
+        Some(t) => t.iter().for_each(|(k, v)| {
+            flatten(
+                v,
+                &if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                },
+                out,
+            )
+        }),
+        None => out.push((prefix.to_string(), v.to_string())),
     }
 }
 

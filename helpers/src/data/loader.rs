@@ -108,6 +108,16 @@ impl Loader {
         self.len().div_ceil(self.batch_size)
     }
 
+    /// Raw images `[n, C, H, W]` (u8) at positions `idx` in loader order, for display.
+    pub fn images(&self, idx: &[usize]) -> Tensor {
+        let n = self.shape.iter().product::<usize>();
+        let mut buf = Vec::with_capacity(idx.len() * n);
+        idx.iter()
+            .for_each(|&i| buf.extend_from_slice(&self.pixels[i * n..(i + 1) * n]));
+        let [c, h, w] = self.shape.map(|d| d as i64);
+        Tensor::from_slice(&buf).view([idx.len() as i64, c, h, w])
+    }
+
     /// Labels in loader order (unshuffled).
     pub fn labels(&self) -> &[i64] {
         &self.labels
@@ -159,6 +169,57 @@ pub struct DataLoaders {
 }
 
 impl DataLoaders {
+    /// Examples per split and class, as a table.
+    pub fn table(&self, classes: &[String]) -> crate::Result<crate::report::Table> {
+        use polars::prelude::Column;
+        let count = |l: &Loader| {
+            let mut c = vec![0u64; classes.len()];
+            l.labels().iter().for_each(|&y| c[y as usize] += 1);
+            c
+        };
+        let mut cols = vec![Column::new(
+            "class".into(),
+            classes
+                .iter()
+                .cloned()
+                .chain(["total".to_string()])
+                .collect::<Vec<_>>(),
+        )];
+        for (name, l) in [
+            ("train", &self.train),
+            ("val", &self.val),
+            ("test", &self.test),
+        ] {
+            let mut c = count(l);
+            c.push(l.len() as u64);
+            cols.push(Column::new(name.into(), c));
+        }
+        let norm = format!("mean {:?}, std {:?}", self.norm.mean, self.norm.std);
+        crate::report::Table::from_columns(
+            format!("Stratified split (normalisation from train: {norm})"),
+            cols,
+        )
+    }
+
+    /// The first `n` training images as the model sees them (augmented, then mapped
+    /// back to [0, 1] for display), captioned with their labels: a sanity batch.
+    pub fn preview(&self, classes: &[String], n: usize) -> crate::Result<crate::plot::Figure> {
+        let (x, y) = self
+            .train
+            .batches(0)
+            .next()
+            .ok_or_else(|| crate::Error::config("data", "the training split is empty"))?;
+        let n = n.min(x.size()[0] as usize) as i64;
+        let images = self
+            .norm
+            .denormalize(&x.narrow(0, 0, n).to_device(Device::Cpu));
+        let captions: Vec<String> = Vec::<i64>::try_from(y.narrow(0, 0, n).to_device(Device::Cpu))?
+            .iter()
+            .map(|&l| classes[l as usize].clone())
+            .collect();
+        crate::plot::image_grid("augmented_batch", &images.contiguous(), &captions, 8, 3)
+    }
+
     /// Splits the training set (stratified, seeded), computes normalisation on the train
     /// part only, and builds the three loaders.
     pub fn new(

@@ -121,10 +121,35 @@ impl Table {
     }
 }
 
+/// Plain-text rendering for terminals (`lab`): every row, columns right-aligned.
 impl fmt::Display for Table {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cols = self.df.columns();
+        let cells: Vec<Vec<String>> = cols
+            .iter()
+            .map(|c| {
+                let mut v = vec![c.name().to_string()];
+                v.extend(
+                    (0..self.df.height())
+                        .map(|r| c.get(r).map(|x| format_value(&x)).unwrap_or_default()),
+                );
+                v
+            })
+            .collect();
+        let widths: Vec<usize> = cells
+            .iter()
+            .map(|c| c.iter().map(|s| s.chars().count()).max().unwrap_or(0))
+            .collect();
         writeln!(f, "{}", self.title)?;
-        write!(f, "{}", self.df)
+        for row in 0..=self.df.height() {
+            let line: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, &w)| format!("{:>w$}", c[row]))
+                .collect();
+            writeln!(f, "{}", line.join("  "))?;
+        }
+        Ok(())
     }
 }
 
@@ -204,6 +229,15 @@ mod tests {
         assert_eq!(
             csv,
             "model,accuracy\n\"cnn, small\",0.91234567\nresnet,0.5\n"
+        );
+    }
+
+    #[test]
+    fn text_shows_every_row_aligned() {
+        let text = sample().to_string();
+        assert_eq!(
+            text,
+            "Scores <test>\n     model  accuracy\ncnn, small    0.9123\n    resnet    0.5000\n"
         );
     }
 

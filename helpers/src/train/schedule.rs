@@ -37,7 +37,7 @@ impl Schedule {
             pct_start: cfg.pct_start,
             plateau_patience: cfg.plateau_patience,
             plateau_scale: 1.0,
-            plateau_best: f64::INFINITY,
+            plateau_best: f64::MAX,
             plateau_bad_epochs: 0,
         }
     }

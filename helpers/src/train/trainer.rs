@@ -223,7 +223,7 @@ impl LoopState {
         LoopState {
             epochs_done: 0,
             global_step: 0,
-            best_val_accuracy: f64::NEG_INFINITY,
+            best_val_accuracy: -1.0,
             best_epoch: 0,
             epochs_since_best: 0,
             stopped_early: false,

@@ -1,0 +1,146 @@
+//! `lab bench`: training and evaluation throughput of the reference CNN on real
+//! Fashion-MNIST batches, printed in the same format as scripts/bench_pytorch.py.
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use helpers::config::{Arch, ModelConfig, RunConfig, TrainConfig};
+use helpers::data::{fashion_mnist, DataLoaders};
+use helpers::models;
+use helpers::train::Optimizer;
+use std::time::Instant;
+use tch::{Kind, Reduction, Tensor};
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum What {
+    /// Training steps (forward, backward, AdamW update).
+    Train,
+    /// Evaluation (forward only, no gradients).
+    Eval,
+    /// Both.
+    All,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum, default_value = "all")]
+    what: What,
+    /// Timed training steps (after warm-up).
+    #[arg(long, default_value_t = 60)]
+    steps: usize,
+    /// libtorch threads.
+    #[arg(long, default_value_t = 2)]
+    threads: i32,
+    /// Training batch size.
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Evaluation batch size.
+    #[arg(long, default_value_t = 512)]
+    eval_batch_size: usize,
+    /// Use the NCHW layout instead of channels-last.
+    #[arg(long)]
+    nchw: bool,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    tch::set_num_threads(args.threads);
+    let data = fashion_mnist::load(fashion_mnist::DEFAULT_DIR)?;
+    let cfg = RunConfig {
+        model: ModelConfig {
+            arch: Arch::ReferenceCnn,
+            ..ModelConfig::default()
+        },
+        train: TrainConfig {
+            batch_size: args.batch_size,
+            eval_batch_size: args.eval_batch_size,
+            ..TrainConfig::default()
+        },
+        ..RunConfig::default()
+    };
+    let loaders = DataLoaders::new(
+        &data,
+        &cfg.data,
+        args.batch_size,
+        args.eval_batch_size,
+        cfg.seed,
+        tch::Device::Cpu,
+    );
+    tch::manual_seed(0);
+    let mut model = models::build(&cfg.model, data.image_shape(), 10, tch::Device::Cpu)?;
+    if args.nchw {
+        model.channels_last = false;
+        for (_, layer) in &model.layers {
+            if let models::Layer::Conv(c) = layer {
+                let mut w = c.ws.shallow_clone();
+                tch::no_grad(|| w.set_data(&c.ws.contiguous()));
+            }
+        }
+    }
+    let layout = if args.nchw { "nchw" } else { "channels_last" };
+    if matches!(args.what, What::Train | What::All) {
+        let ips = bench_train(&model, &cfg, &loaders, args.steps);
+        println!(
+            "lab train img/s {ips:.1} (reference CNN, batch {}, {} threads, {layout})",
+            args.batch_size, args.threads
+        );
+    }
+    if matches!(args.what, What::Eval | What::All) {
+        let ips = bench_eval(&model, &loaders);
+        println!(
+            "lab eval img/s {ips:.1} (reference CNN, batch {}, {} threads, {layout})",
+            args.eval_batch_size, args.threads
+        );
+    }
+    Ok(())
+}
+
+/// Images per second over `steps` AdamW training steps, after 5 warm-up steps.
+fn bench_train(model: &models::Model, cfg: &RunConfig, loaders: &DataLoaders, steps: usize) -> f64 {
+    let named: Vec<(String, Tensor)> = model
+        .vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    let mut opt = Optimizer::new(&cfg.train, named);
+    let batches: Vec<(Tensor, Tensor)> = loaders.train.batches(0).take(steps + 5).collect();
+    let mut step = |x: &Tensor, y: &Tensor| {
+        opt.zero_grad();
+        let loss = model.forward_t(x, true).cross_entropy_loss::<Tensor>(
+            y,
+            None,
+            Reduction::Mean,
+            -100,
+            0.0,
+        );
+        loss.backward();
+        opt.step(1e-3);
+        loss.double_value(&[])
+    };
+    batches[..5].iter().for_each(|(x, y)| _ = step(x, y));
+    let started = Instant::now();
+    let images: i64 = batches[5..]
+        .iter()
+        .map(|(x, y)| {
+            step(x, y);
+            x.size()[0]
+        })
+        .sum();
+    images as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Images per second of forward passes over the test set (after one warm-up batch).
+fn bench_eval(model: &models::Model, loaders: &DataLoaders) -> f64 {
+    let batches: Vec<(Tensor, Tensor)> = loaders.test.batches(0).collect();
+    tch::no_grad(|| {
+        let _ = model.forward_t(&batches[0].0, false);
+        let started = Instant::now();
+        let images: i64 = batches
+            .iter()
+            .map(|(x, _)| {
+                let _ = model.forward_t(x, false).argmax(-1, false).sum(Kind::Int64);
+                x.size()[0]
+            })
+            .sum();
+        images as f64 / started.elapsed().as_secs_f64()
+    })
+}

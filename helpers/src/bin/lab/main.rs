@@ -1,0 +1,209 @@
+//! `lab`: the notebook's steps from the command line, for long runs outside Jupyter.
+//! Every subcommand calls the same library functions the notebook cells call.
+mod bench;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use helpers::config::RunConfig;
+use helpers::data::{fashion_mnist, Dataset};
+use helpers::profile::Profile;
+use helpers::report::versions;
+use helpers::train::{self, Existing, FitOptions, Progress, StepInfo, TrainedRun};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+
+/// Deep-learning project workflow on libtorch: train, evaluate, benchmark.
+#[derive(Parser)]
+#[command(name = "lab", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print toolchain, library and hardware versions and the available devices.
+    Versions,
+    /// Train a model from a TOML config into saved_models/<name>/.
+    Train(TrainArgs),
+    /// Evaluate a run's best checkpoint on the test set; writes metrics.json.
+    Evaluate {
+        /// Run directory, e.g. saved_models/fashion_cnn.
+        #[arg(long)]
+        run: PathBuf,
+    },
+    /// Throughput benchmarks (images/s), to compare with scripts/bench_pytorch.py.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// Run config (TOML), e.g. configs/fashion_mnist.toml.
+    #[arg(long)]
+    config: PathBuf,
+    /// Override train.epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Override train.lr.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Override train.batch_size.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Override train.weight_decay.
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Override seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Override device (cpu, cuda, auto).
+    #[arg(long)]
+    device: Option<String>,
+    /// Override the run name (directory under --root).
+    #[arg(long)]
+    name: Option<String>,
+    /// Folder of run directories.
+    #[arg(long, default_value = "saved_models")]
+    root: PathBuf,
+    /// Continue an unfinished run from its last checkpoint.
+    #[arg(long, conflicts_with = "force")]
+    resume: bool,
+    /// Replace an existing run directory.
+    #[arg(long)]
+    force: bool,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Versions => {
+            for (k, v) in versions().rows() {
+                println!("{k:>16}  {v}");
+            }
+        }
+        Command::Train(args) => train_cmd(args)?,
+        Command::Evaluate { run } => evaluate_cmd(&run)?,
+        Command::Bench(args) => bench::run(args)?,
+    }
+    Ok(())
+}
+
+fn train_cmd(args: TrainArgs) -> Result<()> {
+    let cfg = config_with_overrides(&args)?;
+    let data = load_data(&cfg)?;
+    let existing = if args.force {
+        Existing::Force
+    } else if args.resume {
+        Existing::Resume
+    } else {
+        Existing::Refuse
+    };
+    let opts = FitOptions {
+        root: args.root.clone(),
+        existing,
+        stop_after_epochs: None,
+    };
+    println!(
+        "training {} → {}",
+        args.config.display(),
+        args.root.join(&cfg.name).display()
+    );
+    let trained = train::fit_with(&cfg, &data, &opts, &mut Bar::default())
+        .with_context(|| format!("training {}", args.config.display()))?;
+    print_result(&trained)
+}
+
+fn config_with_overrides(args: &TrainArgs) -> Result<RunConfig> {
+    let mut cfg = RunConfig::from_toml_file(&args.config)?;
+    if let Some(v) = args.epochs {
+        cfg.train.epochs = v
+    }
+    if let Some(v) = args.lr {
+        cfg.train.lr = v
+    }
+    if let Some(v) = args.batch_size {
+        cfg.train.batch_size = v
+    }
+    if let Some(v) = args.weight_decay {
+        cfg.train.weight_decay = v
+    }
+    if let Some(v) = args.seed {
+        cfg.seed = v
+    }
+    if let Some(v) = &args.device {
+        cfg.device = v.clone()
+    }
+    if let Some(v) = &args.name {
+        cfg.name = v.clone()
+    }
+    let cfg = Profile::from_env()?.apply(cfg);
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn load_data(cfg: &RunConfig) -> Result<Dataset> {
+    match cfg.data.dataset.as_str() {
+        "fashion_mnist" => Ok(fashion_mnist::load(&cfg.data.dir)?),
+        other => anyhow::bail!(
+            "config key `data.dataset`: unknown dataset `{other}`; allowed: fashion_mnist"
+        ),
+    }
+}
+
+fn evaluate_cmd(run: &Path) -> Result<()> {
+    let cfg = helpers::run::RunDir::at(run).config()?;
+    let data = load_data(&cfg)?;
+    let trained =
+        TrainedRun::load(run, &data).with_context(|| format!("loading run {}", run.display()))?;
+    let preds = trained.test_predictions();
+    let metrics = preds.metrics(&data.classes);
+    trained.run.write_metrics(&metrics)?;
+    println!("{}", metrics.report_table("Test set")?);
+    println!("wrote {}", trained.run.file("metrics.json").display());
+    Ok(())
+}
+
+fn print_result(t: &TrainedRun) -> Result<()> {
+    println!("{}", t.test.report_table("Test set, best checkpoint")?);
+    println!(
+        "best epoch {} (val acc {:.4}); test accuracy {:.4}, macro-F1 {:.4}; {:.1} s of training; run in {}",
+        t.meta.best_epoch,
+        t.meta.best_val_accuracy,
+        t.test.accuracy,
+        t.test.macro_avg.f1,
+        t.meta.train_seconds,
+        t.run.path.display()
+    );
+    Ok(())
+}
+
+/// A progress bar with loss, accuracy and images/s.
+#[derive(Default)]
+struct Bar(Option<ProgressBar>);
+
+impl Progress for Bar {
+    fn on_step(&mut self, s: &StepInfo) {
+        let bar = self.0.get_or_insert_with(|| {
+            let b = ProgressBar::new(s.steps as u64);
+            b.set_style(
+                ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {msg}")
+                    .expect("valid template"),
+            );
+            b
+        });
+        bar.set_prefix(format!("epoch {}/{}", s.epoch, s.epochs));
+        bar.set_position(s.step as u64);
+        bar.set_message(format!(
+            "loss {:.4} acc {:.4} {:.0} img/s",
+            s.loss, s.accuracy, s.images_per_sec
+        ));
+    }
+    fn on_epoch(&mut self, r: &train::EpochRecord, epochs: usize) {
+        if let Some(b) = self.0.take() {
+            b.finish_and_clear();
+        }
+        println!("{}", train::progress::epoch_line(r, epochs));
+    }
+    fn on_message(&mut self, text: &str) {
+        println!("{text}");
+    }
+}

@@ -1,0 +1,83 @@
+//! Shared fixtures: a small synthetic dataset that a tiny CNN learns in seconds, and
+//! the config of that tiny CNN.
+#![allow(dead_code)]
+use helpers::config::{Arch, AugmentConfig, DataConfig, Head, ModelConfig, RunConfig, TrainConfig};
+use helpers::data::{Dataset, ImageSet};
+use helpers::rng::Rng;
+use tch::Tensor;
+
+pub const CLASSES: usize = 4;
+
+/// libtorch's random generator and thread count are process-wide, and cargo runs tests
+/// in parallel threads: training tests take this lock so each run owns the generator.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+pub const SIDE: usize = 8;
+
+/// `n` grey 8×8 images; class c lights up quadrant c (value 200) over noise (0–80).
+pub fn synth_set(n: usize, seed: u64) -> ImageSet {
+    let mut rng = Rng::new(seed, 99);
+    let mut pixels = vec![0u8; n * SIDE * SIDE];
+    let mut labels = vec![0i64; n];
+    for i in 0..n {
+        let class = i % CLASSES;
+        labels[i] = class as i64;
+        let (qy, qx) = (class / 2 * 4, class % 2 * 4);
+        for y in 0..SIDE {
+            for x in 0..SIDE {
+                let lit = (qy..qy + 4).contains(&y) && (qx..qx + 4).contains(&x);
+                pixels[i * 64 + y * SIDE + x] = if lit { 200 } else { rng.below(80) as u8 };
+            }
+        }
+    }
+    ImageSet {
+        images: Tensor::from_slice(&pixels).view([n as i64, 1, 8, 8]),
+        labels: Tensor::from_slice(&labels),
+    }
+}
+
+pub fn synth_dataset() -> Dataset {
+    Dataset {
+        name: "synthetic".into(),
+        classes: (0..CLASSES).map(|c| format!("quadrant {c}")).collect(),
+        train: synth_set(480, 1),
+        test: synth_set(120, 2),
+        files: vec![],
+    }
+}
+
+/// A tiny CNN config that fits the synthetic data in a few epochs.
+pub fn tiny_config(name: &str) -> RunConfig {
+    RunConfig {
+        name: name.into(),
+        seed: 7,
+        threads: 2,
+        data: DataConfig {
+            val_fraction: 0.25,
+            augment: AugmentConfig {
+                crop_padding: 1,
+                horizontal_flip: false,
+                random_erasing: 0.0,
+            },
+            ..DataConfig::default()
+        },
+        model: ModelConfig {
+            arch: Arch::Cnn,
+            widths: vec![4, 8],
+            depths: vec![1, 1],
+            head: Head::Flatten,
+            batch_norm: true,
+            dropout: 0.1,
+        },
+        train: TrainConfig {
+            epochs: 3,
+            batch_size: 32,
+            eval_batch_size: 64,
+            lr: 0.02,
+            ..TrainConfig::default()
+        },
+        ..RunConfig::default()
+    }
+}
