@@ -26,12 +26,13 @@ test: setup
 	cargo test --release
 	tmp=$$(mktemp -d) && \
 	  LAB_PROFILE=smoke $(PY) scripts/run_notebook.py notebook.ipynb $$tmp/notebook.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
-	  $(PY) scripts/check_notebook.py $$tmp/notebook.ipynb && rm -rf $$tmp
+	  $(VENV)/bin/jupyter nbconvert --to html --output report.html $$tmp/notebook.ipynb && \
+	  $(PY) scripts/check_notebook.py $$tmp/notebook.ipynb --min-svg 7 --min-html 8 --html $$tmp/report.html && rm -rf $$tmp
 
 report: setup
 	$(PY) scripts/run_notebook.py notebook.ipynb notebook.ipynb --timeout $(NOTEBOOK_TIMEOUT)
-	$(PY) scripts/check_notebook.py notebook.ipynb
 	$(VENV)/bin/jupyter nbconvert --to html --output report.html notebook.ipynb
+	$(PY) scripts/check_notebook.py notebook.ipynb --min-svg 7 --min-html 8 --html report.html
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebook.ipynb

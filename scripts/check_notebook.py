@@ -1,7 +1,10 @@
 """Checks an executed notebook: valid nbformat, every code cell ran, no error output,
 and the rich outputs the report relies on (SVG figures, HTML tables) are present.
 
-usage: check_notebook.py NOTEBOOK.ipynb [--min-svg N] [--min-html N]
+usage: check_notebook.py NOTEBOOK.ipynb [--min-svg N] [--min-html N] [--html REPORT.html]
+
+With --html, also checks that the exported report carries the figures as inline SVG
+(inline or as SVG data URLs) and the tables as HTML tables (not as escaped text).
 """
 import argparse
 import sys
@@ -14,6 +17,7 @@ def main() -> int:
     ap.add_argument("path")
     ap.add_argument("--min-svg", type=int, default=1)
     ap.add_argument("--min-html", type=int, default=1)
+    ap.add_argument("--html", help="exported report to check as well")
     args = ap.parse_args()
     nb = nbformat.read(args.path, as_version=4)
     nbformat.validate(nb)
@@ -34,6 +38,14 @@ def main() -> int:
         problems.append(f"{svg} SVG outputs, expected at least {args.min_svg}")
     if html < args.min_html:
         problems.append(f"{html} HTML outputs, expected at least {args.min_html}")
+    if args.html:
+        page = open(args.html, encoding="utf-8").read()
+        # nbconvert embeds SVG outputs either inline or as base64 data URLs of type image/svg+xml.
+        svg_in_page = page.count("<svg") + page.count('src="data:image/svg+xml')
+        if svg_in_page < args.min_svg:
+            problems.append(f"{args.html}: {svg_in_page} SVG figures, expected at least {args.min_svg}")
+        if page.count('<table class="lab-table"') < args.min_html:
+            problems.append(f"{args.html}: tables missing or escaped as text")
     for p in problems:
         print(f"{args.path}: {p}", file=sys.stderr)
     if not problems:

@@ -11,6 +11,7 @@ pub mod data;
 pub mod error;
 pub mod evaluate;
 pub mod fsx;
+pub mod log;
 pub mod metrics;
 pub mod models;
 pub mod plot;

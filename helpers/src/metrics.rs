@@ -169,6 +169,54 @@ impl Metrics {
         )
     }
 
+    /// The `k` most frequent (true → predicted) confusions, with their share of the
+    /// true class.
+    pub fn most_confused(&self, k: usize) -> Result<Table> {
+        let counts = &self.confusion.counts;
+        let mut pairs: Vec<(u64, usize, usize)> = (0..counts.len())
+            .flat_map(|t| {
+                (0..counts.len())
+                    .filter(move |&p| p != t)
+                    .map(move |p| (t, p))
+            })
+            .map(|(t, p)| (counts[t][p], t, p))
+            .filter(|&(n, _, _)| n > 0)
+            .collect();
+        pairs.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        pairs.truncate(k);
+        let norm = self.confusion.row_normalized();
+        Table::from_columns(
+            "Most confused pairs (test set)",
+            vec![
+                Column::new(
+                    "true".into(),
+                    pairs
+                        .iter()
+                        .map(|&(_, t, _)| self.class_names[t].clone())
+                        .collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "predicted".into(),
+                    pairs
+                        .iter()
+                        .map(|&(_, _, p)| self.class_names[p].clone())
+                        .collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "count".into(),
+                    pairs.iter().map(|&(n, _, _)| n).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "share of true class".into(),
+                    pairs
+                        .iter()
+                        .map(|&(_, t, p)| norm[t][p])
+                        .collect::<Vec<_>>(),
+                ),
+            ],
+        )
+    }
+
     /// Confusion matrix heatmap (row-normalised colours, counts printed).
     pub fn confusion_figure(&self) -> Result<Figure> {
         plot::confusion_heatmap(&self.confusion, &self.class_names)
@@ -222,6 +270,24 @@ mod tests {
                 && close(m.weighted_avg.recall, 0.6)
                 && close(m.weighted_avg.f1, 0.58)
         );
+    }
+
+    #[test]
+    fn most_confused_sorts_by_count() -> Result<()> {
+        let y = [0, 0, 0, 1, 1, 2, 2, 2, 2, 3];
+        let q = [0, 1, 0, 1, 2, 2, 2, 0, 2, 1];
+        let t = Metrics::compute(&y, &q, &names(4)).most_confused(2)?;
+        // Four single confusions; ties broken by (true, predicted) order.
+        assert_eq!(
+            (t.cell(0, "true")?, t.cell(0, "predicted")?),
+            ("c0".into(), "c1".into())
+        );
+        assert_eq!(
+            (t.cell(1, "true")?, t.cell(1, "predicted")?),
+            ("c1".into(), "c2".into())
+        );
+        assert_eq!(t.cell(0, "share of true class")?, "0.3333");
+        Ok(())
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! meta.json                    status, epochs, best epoch, seed, versions, config hash
 //! history.csv                  one row per epoch
 //! metrics.json                 test metrics of the best weights
+//! logs/                        TensorBoard event files (losses, accuracies, LR per epoch)
 //! *.svg                        curves, confusion matrix, per-class F1
 //! ```
 use crate::config::RunConfig;

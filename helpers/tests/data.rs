@@ -6,10 +6,8 @@ use helpers::Result;
 #[test]
 fn official_fashion_mnist_loads_with_known_checksums_and_balance() -> Result<()> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/fashion_mnist");
-    let data = fashion_mnist::load(dir).map_err(|e| {
-        eprintln!("run `scripts/setup fashion-mnist` first");
-        e
-    })?;
+    let data = fashion_mnist::load(dir)
+        .inspect_err(|_| eprintln!("run `scripts/setup fashion-mnist` first"))?;
     assert!(fashion_mnist::checksums_match(&data), "{:?}", data.files);
     assert_eq!(data.train.images.size(), vec![60000, 1, 28, 28]);
     assert_eq!(data.test.images.size(), vec![10000, 1, 28, 28]);

@@ -50,6 +50,8 @@ fn learns_and_the_best_checkpoint_reloads_to_identical_metrics() -> Result<()> {
         assert!(run.run.file(f).is_file(), "{f} written");
     }
     assert_eq!(run.meta.status, Status::Finished);
+    let logs: Vec<_> = std::fs::read_dir(run.run.file("logs")).unwrap().collect();
+    assert_eq!(logs.len(), 1, "one TensorBoard event file");
     let reloaded = TrainedRun::load(&run.run.path, &data)?;
     assert_eq!(reloaded.test_predictions().metrics(&data.classes), run.test);
     Ok(())
@@ -246,5 +248,36 @@ fn another_config_in_the_same_run_directory_is_refused_with_the_differing_keys()
         &mut Silent,
     )?;
     assert_eq!(forced.config.train.lr, 0.5);
+    Ok(())
+}
+
+#[test]
+fn early_stopping_ends_the_run_and_restores_the_best_weights() -> Result<()> {
+    let _guard = serial();
+    let (dir, data) = (tempfile::tempdir().unwrap(), synth_dataset());
+    let mut cfg = tiny_config("early");
+    cfg.train.epochs = 8;
+    cfg.train.early_stopping_patience = 1;
+    let run = fit_with(
+        &cfg,
+        &data,
+        &opts(dir.path(), Existing::Refuse),
+        &mut Silent,
+    )?;
+    assert!(
+        run.meta.stopped_early && run.meta.epochs_done < 8,
+        "{:?}",
+        run.meta
+    );
+    assert_eq!(
+        run.meta.epochs_done,
+        run.meta.best_epoch + 1,
+        "stops one epoch (the patience) after the best"
+    );
+    let best = run.history.best().unwrap();
+    assert_eq!(best.epoch, run.meta.best_epoch);
+    // The returned model holds the best weights: its validation accuracy is the best epoch's.
+    let val = helpers::evaluate::predict(&run.model, &run.loaders.val);
+    assert_eq!(val.accuracy(), best.val_accuracy);
     Ok(())
 }

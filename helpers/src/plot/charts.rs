@@ -34,6 +34,7 @@ pub fn bars(
             .disable_x_mesh()
             .x_labels(categories.len())
             .x_label_formatter(&|x| category_at(categories, *x))
+            .y_label_formatter(&|v| tick_label(*v, y_max))
             .y_desc(y_label)
             .draw()
             .map_err(&err)?;
@@ -66,6 +67,15 @@ pub fn bars(
         root.present().map_err(&err)?;
     }
     Ok(Figure::from_svg(slug(title), svg))
+}
+
+/// Tick text scaled to the axis: scientific below 0.01, no decimals above 100.
+fn tick_label(v: f64, axis_max: f64) -> String {
+    match axis_max.abs() {
+        m if m < 0.01 => format!("{v:.1e}"),
+        m if m >= 100.0 => format!("{v:.0}"),
+        _ => format!("{v:.3}"),
+    }
 }
 
 /// The category name at an integer axis position, or "" between categories.

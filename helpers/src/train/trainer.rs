@@ -5,6 +5,7 @@ use super::{EpochRecord, History, Optimizer, PrintEpochs, Progress, Schedule, St
 use crate::config::RunConfig;
 use crate::data::{DataLoaders, Dataset, Loader, Split};
 use crate::evaluate::{predict, Predictions};
+use crate::log::EventWriter;
 use crate::metrics::Metrics;
 use crate::models::{self, Model};
 use crate::report::versions;
@@ -291,6 +292,8 @@ fn train_epochs(
     progress: &mut dyn Progress,
 ) -> Result<usize> {
     let (cfg, mut ran) = (ctx.cfg, 0);
+    // One event file per session; TensorBoard merges the files of a run's logs/ folder.
+    let mut tb = EventWriter::create(&ctx.run.file("logs"))?;
     while state.epochs_done < cfg.train.epochs
         && !state.stopped_early
         && stop_after.is_none_or(|n| ran < n)
@@ -317,12 +320,29 @@ fn train_epochs(
             images_per_sec: images as f64 / train_secs,
         };
         end_epoch(ctx, state, &record)?;
+        log_epoch(&mut tb, &record)?;
         save_last(ctx, opt, state)?;
         write_progress(ctx, state)?;
         progress.on_epoch(&record, cfg.train.epochs);
         ran += 1;
     }
     Ok(ran)
+}
+
+/// The epoch's scalars for TensorBoard (step = epoch number).
+fn log_epoch(tb: &mut EventWriter, r: &EpochRecord) -> Result<()> {
+    let step = r.epoch as i64;
+    for (tag, value) in [
+        ("loss/train", r.train_loss),
+        ("loss/val", r.val_loss),
+        ("accuracy/train", r.train_accuracy),
+        ("accuracy/val", r.val_accuracy),
+        ("lr", r.lr),
+        ("images_per_sec", r.images_per_sec),
+    ] {
+        tb.scalar(tag, step, value)?;
+    }
+    tb.flush()
 }
 
 /// Book-keeping after an epoch: history, schedule, best checkpoint, early stopping.

@@ -1,0 +1,55 @@
+//! The `lab` binary: bad configs are refused with the key, the value and what is allowed.
+use std::process::Command;
+
+fn lab_train(config_text: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, config_text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args([
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--root",
+            dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn mistyped_key_is_named_with_the_nearest_valid_key() {
+    let (ok, err) = lab_train("[train]\nepochz = 3\n");
+    assert!(!ok);
+    assert!(
+        err.contains("`train.epochz`")
+            && err.contains("did you mean `train.epochs`?")
+            && err.contains("bad.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn out_of_range_and_unknown_values_name_the_key_and_the_allowed_values() {
+    let (ok, err) = lab_train("[train]\nlr = -1.0\n");
+    assert!(
+        !ok && err.contains("train.lr") && err.contains("must be > 0"),
+        "{err}"
+    );
+    let (ok, err) = lab_train("[train]\nschedule = \"linear\"\n");
+    assert!(
+        !ok && err.contains("train.schedule")
+            && err.contains("one_cycle")
+            && err.contains("plateau"),
+        "{err}"
+    );
+    let (ok, err) = lab_train("[data]\ndir = \"/nonexistent/fm\"\n");
+    assert!(
+        !ok && err.contains("/nonexistent/fm") && err.contains("scripts/setup"),
+        "{err}"
+    );
+}
