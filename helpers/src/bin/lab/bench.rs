@@ -128,7 +128,8 @@ fn bench_train(model: &models::Model, cfg: &RunConfig, loaders: &DataLoaders, st
     images as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Images per second of forward passes over the test set (after one warm-up batch).
+/// Images per second of forward passes, three passes over the test set (after one
+/// warm-up batch).
 fn bench_eval(model: &models::Model, loaders: &DataLoaders) -> f64 {
     let batches: Vec<(Tensor, Tensor)> = loaders.test.batches(0).collect();
     tch::no_grad(|| {
