@@ -3,6 +3,7 @@
 //! nearest valid key; out-of-range values name the key and the allowed range.
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// A complete run definition. Saved as `config.toml` in the run directory before the
@@ -21,6 +22,13 @@ pub struct RunConfig {
     pub data: DataConfig,
     pub model: ModelConfig,
     pub train: TrainConfig,
+    /// Hyper-parameter grid for `lab grid`: dotted key → values; every combination is a
+    /// run. Not part of a run's identity (not hashed, not saved into runs).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub grid: BTreeMap<String, Vec<toml::Value>>,
+    /// One-at-a-time ablations for `lab ablate`: variant name → { dotted key → value }.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ablations: BTreeMap<String, BTreeMap<String, toml::Value>>,
 }
 
 /// Dataset, split and augmentation.
@@ -154,6 +162,8 @@ impl Default for RunConfig {
             data: DataConfig::default(),
             model: ModelConfig::default(),
             train: TrainConfig::default(),
+            grid: BTreeMap::new(),
+            ablations: BTreeMap::new(),
         }
     }
 }
@@ -237,11 +247,7 @@ impl RunConfig {
         let value: toml::Value = text
             .parse()
             .map_err(|e: toml::de::Error| Error::config("(file)", e.message().to_string()))?;
-        check_known_keys(
-            &value,
-            &toml::Value::try_from(RunConfig::default()).expect("default config serialises"),
-            "",
-        )?;
+        check_known_keys(&value, &known_keys(), "")?;
         // Typed parse from the text (not the Value) so errors carry the offending line.
         let cfg: RunConfig = toml::from_str(text).map_err(|e: toml::de::Error| {
             Error::config(error_key(text, &e), e.message().to_string())
@@ -332,6 +338,8 @@ impl RunConfig {
         use sha2::{Digest, Sha256};
         let mut c = self.clone();
         c.name = String::new();
+        c.grid.clear();
+        c.ablations.clear();
         crate::data::idx::hex(&Sha256::digest(c.to_toml().as_bytes()))
     }
 
@@ -412,8 +420,23 @@ fn in_range(key: &str, v: f64, lo: f64, hi: f64, hi_inclusive: bool) -> Result<(
     ))
 }
 
+/// The tree of valid keys: the default config, serialised, plus the sweep sections.
+pub(crate) fn known_keys() -> toml::Value {
+    let mut v = toml::Value::try_from(RunConfig::default()).expect("default config serialises");
+    if let Some(t) = v.as_table_mut() {
+        t.insert("grid".into(), toml::Value::Table(Default::default()));
+        t.insert("ablations".into(), toml::Value::Table(Default::default()));
+    }
+    v
+}
+
 /// Rejects keys the default config does not have, suggesting the nearest one.
-fn check_known_keys(value: &toml::Value, known: &toml::Value, prefix: &str) -> Result<()> {
+/// The sweep sections hold dotted keys as their own keys; `crate::sweep` checks those.
+pub(crate) fn check_known_keys(
+    value: &toml::Value,
+    known: &toml::Value,
+    prefix: &str,
+) -> Result<()> {
     let (Some(table), Some(known_table)) = (value.as_table(), known.as_table()) else {
         return Ok(());
     };
@@ -424,6 +447,7 @@ fn check_known_keys(value: &toml::Value, known: &toml::Value, prefix: &str) -> R
             format!("{prefix}.{key}")
         };
         match known_table.get(key) {
+            Some(_) if prefix.is_empty() && (key == "grid" || key == "ablations") => {}
             Some(k) => check_known_keys(v, k, &path)?,
             None => {
                 let nearest = known_table

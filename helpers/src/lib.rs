@@ -6,10 +6,12 @@
 //! `saved_models/` → [`metrics::Metrics`] → [`report::Table`] and [`plot::Figure`], which
 //! render inline in an evcxr Jupyter kernel and save themselves to disk.
 
+pub mod baselines;
 pub mod config;
 pub mod data;
 pub mod error;
 pub mod evaluate;
+pub mod experiment;
 pub mod fsx;
 pub mod log;
 pub mod metrics;
@@ -19,6 +21,8 @@ pub mod profile;
 pub mod report;
 pub mod rng;
 pub mod run;
+pub mod sanity;
+pub mod sweep;
 pub mod train;
 
 pub use error::{Error, Result};

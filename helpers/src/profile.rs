@@ -37,6 +37,28 @@ impl Profile {
         }
     }
 
+    /// Seeds per ablation variant: one at smoke and default budgets, three at full.
+    pub fn seeds(self) -> usize {
+        if self == Profile::Full {
+            3
+        } else {
+            1
+        }
+    }
+
+    /// Sweep points scaled to this profile (names get the profile's suffix, as
+    /// `lab train --name <point>` under the same profile would give them).
+    pub fn apply_points(self, points: Vec<crate::sweep::Point>) -> Vec<crate::sweep::Point> {
+        points
+            .into_iter()
+            .map(|mut p| {
+                p.config = self.apply(p.config);
+                p.name = p.config.name.clone();
+                p
+            })
+            .collect()
+    }
+
     /// `cfg` scaled to this profile. Scaled runs get a name suffix so they never collide
     /// with full-size runs in `saved_models/`.
     pub fn apply(self, mut cfg: RunConfig) -> RunConfig {

@@ -1,12 +1,14 @@
 //! Training: optimisers, LR schedules, checkpoints, history and the [`fit`] loop.
 pub mod checkpoint;
 pub mod history;
+pub mod lr_find;
 pub mod optim;
 pub mod progress;
 pub mod schedule;
 pub mod trainer;
 
 pub use history::{EpochRecord, History};
+pub use lr_find::{lr_find, LrFinder};
 pub use optim::Optimizer;
 pub use progress::{PrintEpochs, Progress, Silent, StepInfo};
 pub use schedule::Schedule;

@@ -1,6 +1,7 @@
 //! `lab`: the notebook's steps from the command line, for long runs outside Jupyter.
 //! Every subcommand calls the same library functions the notebook cells call.
 mod bench;
+mod experiments;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -34,6 +35,12 @@ enum Command {
     },
     /// Throughput benchmarks (images/s), to compare with scripts/bench_pytorch.py.
     Bench(bench::BenchArgs),
+    /// Learning-rate range test: prints the suggestions, writes the curve as SVG.
+    LrFind(experiments::LrFindArgs),
+    /// Train every point of the config's [grid] (finished points are reused).
+    Grid(experiments::GridArgs),
+    /// Train the base config and each one-at-a-time change of its [ablations].
+    Ablate(experiments::AblateArgs),
 }
 
 #[derive(clap::Args)]
@@ -62,6 +69,9 @@ struct TrainArgs {
     /// Override the run name (directory under --root).
     #[arg(long)]
     name: Option<String>,
+    /// Override any key: --set train.lr=0.001 --set model.dropout=0.0 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
     /// Folder of run directories.
     #[arg(long, default_value = "saved_models")]
     root: PathBuf,
@@ -83,6 +93,9 @@ fn main() -> Result<()> {
         Command::Train(args) => train_cmd(args)?,
         Command::Evaluate { run } => evaluate_cmd(&run)?,
         Command::Bench(args) => bench::run(args)?,
+        Command::LrFind(args) => experiments::lr_find(args)?,
+        Command::Grid(args) => experiments::grid(args)?,
+        Command::Ablate(args) => experiments::ablate(args)?,
     }
     Ok(())
 }
@@ -114,6 +127,9 @@ fn train_cmd(args: TrainArgs) -> Result<()> {
 
 fn config_with_overrides(args: &TrainArgs) -> Result<RunConfig> {
     let mut cfg = RunConfig::from_toml_file(&args.config)?;
+    // A sweep config trains its base here; its points come from `lab grid` / `--plan`.
+    cfg.grid.clear();
+    cfg.ablations.clear();
     if let Some(v) = args.epochs {
         cfg.train.epochs = v
     }
@@ -140,7 +156,7 @@ fn config_with_overrides(args: &TrainArgs) -> Result<RunConfig> {
     Ok(cfg)
 }
 
-fn load_data(cfg: &RunConfig) -> Result<Dataset> {
+pub(crate) fn load_data(cfg: &RunConfig) -> Result<Dataset> {
     match cfg.data.dataset.as_str() {
         "fashion_mnist" => Ok(fashion_mnist::load(&cfg.data.dir)?),
         other => anyhow::bail!(
@@ -178,7 +194,7 @@ fn print_result(t: &TrainedRun) -> Result<()> {
 
 /// A progress bar with loss, accuracy and images/s.
 #[derive(Default)]
-struct Bar(Option<ProgressBar>);
+pub(crate) struct Bar(Option<ProgressBar>);
 
 impl Progress for Bar {
     fn on_step(&mut self, s: &StepInfo) {
