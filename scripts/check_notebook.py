@@ -8,6 +8,7 @@ With --html, also checks that the exported report carries the figures as inline 
 """
 import argparse
 import sys
+from datetime import datetime
 
 import nbformat
 
@@ -46,11 +47,31 @@ def main() -> int:
             problems.append(f"{args.html}: {svg_in_page} SVG figures, expected at least {args.min_svg}")
         if page.count('<table class="lab-table"') < args.min_html:
             problems.append(f"{args.html}: tables missing or escaped as text")
+    print_section_times(nb)
     for p in problems:
         print(f"{args.path}: {p}", file=sys.stderr)
     if not problems:
         print(f"{args.path}: valid, {svg} SVG and {html} HTML outputs, no errors")
     return 1 if problems else 0
+
+
+def print_section_times(nb):
+    """Wall time per `## ` section, from the execution timestamps nbclient records."""
+    sections, current = {}, "(before the first section)"
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.startswith("## "):
+            current = cell.source.splitlines()[0][3:].strip()
+        timing = cell.get("metadata", {}).get("execution", {})
+        start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+        if cell.cell_type == "code" and start and end:
+            secs = (parse_time(end) - parse_time(start)).total_seconds()
+            sections[current] = sections.get(current, 0.0) + secs
+    if sections:
+        print("time per section: " + "; ".join(f"{name} {secs:.0f} s" for name, secs in sections.items()))
+
+
+def parse_time(text):
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ pub mod data;
 pub mod error;
 pub mod evaluate;
 pub mod experiment;
+pub mod explain;
 pub mod fsx;
 pub mod log;
 pub mod metrics;

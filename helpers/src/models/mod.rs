@@ -38,21 +38,29 @@ impl Model {
 
     /// Output of the last convolutional block, `[N, C, h, w]`.
     pub fn features_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let mut x = if self.channels_last {
-            memory_format::to_channels_last(xs)
-        } else {
-            xs.shallow_clone()
-        };
-        for (_, layer) in &self.layers[..=self.features_end] {
-            x = layer.forward_t(&x, train);
-        }
-        x
+        self.run_layers(xs, 0..=self.features_end, train)
     }
 
     /// From the last convolutional block's output to logits.
     pub fn head_t(&self, feats: &Tensor, train: bool) -> Tensor {
-        let mut x = feats.shallow_clone();
-        for (_, layer) in &self.layers[self.features_end + 1..] {
+        self.run_layers(feats, self.features_end + 1..=self.layers.len() - 1, train)
+    }
+
+    /// Output of layer `index` (inclusive) in evaluation mode: the split point of
+    /// Grad-CAM when another layer than the last convolutional block is explained.
+    pub fn features_upto(&self, xs: &Tensor, index: usize) -> Tensor {
+        self.run_layers(xs, 0..=index, false)
+    }
+
+    /// Logits from the output of layer `index`, in evaluation mode.
+    pub fn head_from(&self, feats: &Tensor, index: usize) -> Tensor {
+        self.run_layers(feats, index + 1..=self.layers.len() - 1, false)
+    }
+
+    /// Runs `range` of the layers; inputs enter channels-last when the model uses it.
+    fn run_layers(&self, xs: &Tensor, range: std::ops::RangeInclusive<usize>, train: bool) -> Tensor {
+        let mut x = if *range.start() == 0 && self.channels_last { memory_format::to_channels_last(xs) } else { xs.shallow_clone() };
+        for (_, layer) in self.layers.get(range).unwrap_or_default() {
             x = layer.forward_t(&x, train);
         }
         x

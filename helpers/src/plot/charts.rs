@@ -16,25 +16,30 @@ pub fn bars(
     {
         let root = SVGBackend::with_string(&mut svg, (820, 420)).into_drawing_area();
         root.fill(&WHITE).map_err(&err)?;
-        let y_max = series
-            .iter()
-            .flat_map(|(_, v)| v.iter().copied())
-            .fold(0.0f64, f64::max)
-            * 1.12;
+        // Bars start at 0 and may go negative; headroom above keeps the legend clear.
+        let values = || {
+            series
+                .iter()
+                .flat_map(|(_, v)| v.iter().copied())
+                .filter(|v| v.is_finite())
+        };
+        let y_max = values().fold(0.0f64, f64::max) * 1.25;
+        let y_min = values().fold(0.0f64, f64::min) * 1.12;
+        let y_max = if y_max > y_min { y_max } else { y_min + 1e-9 };
         let n = categories.len() as f64;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 20))
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(-0.5f64..n - 0.5, 0f64..y_max.max(1e-9))
+            .build_cartesian_2d(-0.5f64..n - 0.5, y_min..y_max)
             .map_err(&err)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(categories.len())
             .x_label_formatter(&|x| category_at(categories, *x))
-            .y_label_formatter(&|v| tick_label(*v, y_max))
+            .y_label_formatter(&|v| tick_label(*v, y_max.abs().max(y_min.abs())))
             .y_desc(y_label)
             .draw()
             .map_err(&err)?;

@@ -2,6 +2,7 @@
 //! Every subcommand calls the same library functions the notebook cells call.
 mod bench;
 mod experiments;
+mod explain;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -41,6 +42,8 @@ enum Command {
     Grid(experiments::GridArgs),
     /// Train the base config and each one-at-a-time change of its [ablations].
     Ablate(experiments::AblateArgs),
+    /// Grad-CAM of test images: an overlay PNG and the map as .npy per index.
+    Explain(explain::ExplainArgs),
 }
 
 #[derive(clap::Args)]
@@ -96,6 +99,7 @@ fn main() -> Result<()> {
         Command::LrFind(args) => experiments::lr_find(args)?,
         Command::Grid(args) => experiments::grid(args)?,
         Command::Ablate(args) => experiments::ablate(args)?,
+        Command::Explain(args) => explain::explain(args)?,
     }
     Ok(())
 }

@@ -1,0 +1,11 @@
+//! Explaining predictions and analysing errors: Grad-CAM and Grad-CAM++ maps, overlays,
+//! faithfulness against random regions, top losses and calibration.
+pub mod calibration;
+pub mod errors;
+pub mod faithfulness;
+pub mod gradcam;
+pub mod npy;
+pub mod overlay;
+
+pub use calibration::{reliability, Reliability};
+pub use gradcam::{cam, Cam, CamMethod};
