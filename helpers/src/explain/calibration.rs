@@ -28,8 +28,15 @@ pub fn reliability(preds: &Predictions, num_bins: usize) -> Result<Reliability> 
         sums[b].2 += 1;
     }
     let n = conf.len().max(1) as f64;
-    let bins: Vec<(f64, f64, usize)> = sums.iter().filter(|s| s.2 > 0).map(|&(c, ok, k)| (c / k as f64, ok as f64 / k as f64, k)).collect();
-    let ece = bins.iter().map(|&(c, a, k)| k as f64 / n * (a - c).abs()).sum();
+    let bins: Vec<(f64, f64, usize)> = sums
+        .iter()
+        .filter(|s| s.2 > 0)
+        .map(|&(c, ok, k)| (c / k as f64, ok as f64 / k as f64, k))
+        .collect();
+    let ece = bins
+        .iter()
+        .map(|&(c, a, k)| k as f64 / n * (a - c).abs())
+        .sum();
     Ok(Reliability { bins, ece })
 }
 
@@ -42,7 +49,10 @@ impl Reliability {
             &[(
                 &format!("reliability (ECE {:.4})", self.ece),
                 "mean confidence in bin",
-                vec![Series::new("accuracy", points), Series::new("perfect calibration", vec![(0.0, 0.0), (1.0, 1.0)])],
+                vec![
+                    Series::new("accuracy", points),
+                    Series::new("perfect calibration", vec![(0.0, 0.0), (1.0, 1.0)]),
+                ],
             )],
         )
     }
@@ -50,7 +60,14 @@ impl Reliability {
     /// evcxr's hook: the ECE and the diagram.
     pub fn evcxr_display(&self) {
         let svg = self.figure().map(|f| f.svg).unwrap_or_default();
-        evcxr_emit("text/html", &format!("<p>Expected calibration error: <b>{:.4}</b> ({} bins with examples)</p>{svg}", self.ece, self.bins.len()));
+        evcxr_emit(
+            "text/html",
+            &format!(
+                "<p>Expected calibration error: <b>{:.4}</b> ({} bins with examples)</p>{svg}",
+                self.ece,
+                self.bins.len()
+            ),
+        );
     }
 }
 
@@ -65,7 +82,12 @@ mod tests {
         // two bins: confidence 0.9 with accuracy 0.5, confidence 0.6 with accuracy 1.0.
         // ECE = 0.5·|0.5−0.9| + 0.5·|1.0−0.6| = 0.4.
         let probs = Tensor::from_slice(&[0.9f32, 0.1, 0.9, 0.1, 0.6, 0.4, 0.4, 0.6]).view([4, 2]);
-        let preds = Predictions { labels: vec![0, 1, 0, 1], preds: vec![0, 0, 0, 1], probs, losses: vec![0.0; 4] };
+        let preds = Predictions {
+            labels: vec![0, 1, 0, 1],
+            preds: vec![0, 0, 0, 1],
+            probs,
+            losses: vec![0.0; 4],
+        };
         let r = reliability(&preds, 10)?;
         assert_eq!(r.bins.len(), 2);
         assert!((r.ece - 0.4).abs() < 1e-6, "{}", r.ece);

@@ -19,30 +19,54 @@ pub fn top_loss_indices(preds: &Predictions, n: usize) -> Vec<usize> {
 
 /// Indices of the first `n` misclassified examples, in loader order.
 pub fn misclassified_indices(preds: &Predictions, n: usize) -> Vec<usize> {
-    (0..preds.labels.len()).filter(|&i| preds.labels[i] != preds.preds[i]).take(n).collect()
+    (0..preds.labels.len())
+        .filter(|&i| preds.labels[i] != preds.preds[i])
+        .take(n)
+        .collect()
 }
 
 fn caption(preds: &Predictions, classes: &[String], i: usize) -> String {
     let (t, p) = (preds.labels[i] as usize, preds.preds[i] as usize);
     let p_true = preds.probs.double_value(&[i as i64, t as i64]);
-    format!("#{i} {} → {}\nloss {:.2}, p(true) {p_true:.2}", classes[t], classes[p], preds.losses[i])
+    format!(
+        "#{i} {} → {}\nloss {:.2}, p(true) {p_true:.2}",
+        classes[t], classes[p], preds.losses[i]
+    )
 }
 
 /// Grid of the `n` highest-loss examples: true → predicted, loss, probability of the
 /// true class.
-pub fn top_losses(preds: &Predictions, loader: &Loader, classes: &[String], n: usize) -> Result<Figure> {
+pub fn top_losses(
+    preds: &Predictions,
+    loader: &Loader,
+    classes: &[String],
+    n: usize,
+) -> Result<Figure> {
     let idx = top_loss_indices(preds, n);
     let captions: Vec<String> = idx.iter().map(|&i| caption(preds, classes, i)).collect();
     plot::image_grid("top_losses", &loader.images(&idx), &captions, 8, 3)
 }
 
 /// The first `n` misclassified examples, each beside the Grad-CAM of the predicted class.
-pub fn misclassified_with_cam(model: &Model, preds: &Predictions, loader: &Loader, classes: &[String], n: usize) -> Result<Figure> {
+pub fn misclassified_with_cam(
+    model: &Model,
+    preds: &Predictions,
+    loader: &Loader,
+    classes: &[String],
+    n: usize,
+) -> Result<Figure> {
     let idx = misclassified_indices(preds, n);
     let images = normalized(loader, &idx);
     let maps = cam(model, &images, None, None, CamMethod::GradCam)?;
     let captions: Vec<String> = idx.iter().map(|&i| caption(preds, classes, i)).collect();
-    overlay_grid("misclassified_gradcam", &images, &maps.maps, &loader.norm, &captions, 3)
+    overlay_grid(
+        "misclassified_gradcam",
+        &images,
+        &maps.maps,
+        &loader.norm,
+        &captions,
+        3,
+    )
 }
 
 /// Images at loader positions `idx`, normalised as the model expects, on its device.
@@ -52,4 +76,50 @@ pub fn normalized(loader: &Loader, idx: &[usize]) -> Tensor {
     let mean = Tensor::from_slice(&loader.norm.mean).view([1, c, 1, 1]) * 255.0;
     let std = Tensor::from_slice(&loader.norm.std).view([1, c, 1, 1]) * 255.0;
     ((raw - mean) / std).to_device(loader.device)
+}
+
+/// Grad-CAM (or Grad-CAM++) of the examples at `idx` for their predicted class, each
+/// beside its input, captioned "true → predicted (probability)". With `save_dir`, each
+/// overlay is also written there as `<index>_overlay.png`.
+pub fn gradcam_gallery(
+    model: &Model,
+    preds: &Predictions,
+    loader: &Loader,
+    classes: &[String],
+    idx: &[usize],
+    method: CamMethod,
+    save_dir: Option<&std::path::Path>,
+) -> Result<Figure> {
+    let images = normalized(loader, idx);
+    let maps = cam(model, &images, None, None, method)?;
+    if let Some(dir) = save_dir {
+        for (n, &i) in idx.iter().enumerate() {
+            let blended = super::overlay::blend(
+                &images.get(n as i64),
+                &maps.maps.get(n as i64),
+                &loader.norm,
+                0.5,
+            );
+            crate::fsx::write_atomic(
+                &dir.join(format!("{i}_overlay.png")),
+                &plot::png_bytes(&blended)?,
+            )?;
+        }
+    }
+    let captions: Vec<String> = idx
+        .iter()
+        .zip(&maps.probs)
+        .map(|(&i, p)| {
+            format!(
+                "#{i} {} → {}\np {p:.2}",
+                classes[preds.labels[i] as usize], classes[preds.preds[i] as usize]
+            )
+        })
+        .collect();
+    let name = if method == CamMethod::GradCam {
+        "gradcam_gallery"
+    } else {
+        "gradcam_pp_gallery"
+    };
+    overlay_grid(name, &images, &maps.maps, &loader.norm, &captions, 4)
 }

@@ -22,12 +22,19 @@ pub struct Faithfulness {
 }
 
 /// Measures `cam` (computed on `images`) keeping the top `keep` share of pixels.
-pub fn faithfulness(model: &Model, images: &Tensor, cam: &Cam, keep: f64, seed: u64) -> Result<Faithfulness> {
+pub fn faithfulness(
+    model: &Model,
+    images: &Tensor,
+    cam: &Cam,
+    keep: f64,
+    seed: u64,
+) -> Result<Faithfulness> {
     let (n, h, w) = (cam.maps.size()[0], cam.maps.size()[1], cam.maps.size()[2]);
     let k = ((h * w) as f64 * keep).round().max(1.0) as i64;
     let flat = cam.maps.view([n, h * w]);
     let top = flat.topk(k, 1, true, false).1;
-    let cam_mask = Tensor::zeros([n, h * w], (Kind::Float, flat.device())).scatter_value(1, &top, 1.0);
+    let cam_mask =
+        Tensor::zeros([n, h * w], (Kind::Float, flat.device())).scatter_value(1, &top, 1.0);
     let mut rng = Rng::new(seed, 0xFA17);
     let random_rows: Vec<Tensor> = (0..n)
         .map(|_| {
@@ -38,21 +45,54 @@ pub fn faithfulness(model: &Model, images: &Tensor, cam: &Cam, keep: f64, seed: 
         })
         .collect();
     let random_mask = Tensor::stack(&random_rows, 0).to_device(flat.device());
-    let targets = Tensor::from_slice(&cam.targets).to_device(images.device()).unsqueeze(1);
+    let targets = Tensor::from_slice(&cam.targets)
+        .to_device(images.device())
+        .unsqueeze(1);
     let prob = |x: &Tensor| -> Result<Vec<f64>> {
-        let p = tch::no_grad(|| model.forward_t(x, false).softmax(-1, Kind::Double).gather(1, &targets, false).squeeze_dim(1));
+        let p = tch::no_grad(|| {
+            model
+                .forward_t(x, false)
+                .softmax(-1, Kind::Double)
+                .gather(1, &targets, false)
+                .squeeze_dim(1)
+        });
         Ok(Vec::<f64>::try_from(p)?)
     };
     let masked = |m: &Tensor| images * m.view([n, 1, h, w]);
-    Ok(Faithfulness { original: prob(images)?, cam_kept: prob(&masked(&cam_mask))?, random_kept: prob(&masked(&random_mask))?, keep })
+    Ok(Faithfulness {
+        original: prob(images)?,
+        cam_kept: prob(&masked(&cam_mask))?,
+        random_kept: prob(&masked(&random_mask))?,
+        keep,
+    })
 }
 
 impl Faithfulness {
     /// Share of images where keeping the CAM region preserves more confidence than
     /// keeping a random region.
     pub fn win_rate(&self) -> f64 {
-        let wins = self.cam_kept.iter().zip(&self.random_kept).filter(|(c, r)| c > r).count();
+        let wins = self
+            .cam_kept
+            .iter()
+            .zip(&self.random_kept)
+            .filter(|(c, r)| c > r)
+            .count();
         wins as f64 / self.cam_kept.len().max(1) as f64
+    }
+
+    /// One row: number of images, mean confidences, and how often CAM beats random.
+    pub fn summary_table(&self) -> Result<Table> {
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        Table::from_columns(
+            format!("Faithfulness: top {:.0} % of pixels by CAM vs a random {:.0} %", self.keep * 100.0, self.keep * 100.0),
+            vec![
+                Column::new("images".into(), [self.original.len() as u64]),
+                Column::new("mean p original".into(), [mean(&self.original)]),
+                Column::new("mean p CAM region".into(), [mean(&self.cam_kept)]),
+                Column::new("mean p random region".into(), [mean(&self.random_kept)]),
+                Column::new("CAM beats random".into(), [self.win_rate()]),
+            ],
+        )
     }
 
     /// One row per image, and a summary row of means.
@@ -61,7 +101,12 @@ impl Faithfulness {
         let mut names = labels.to_vec();
         names.push("mean".into());
         let with_mean = |v: &[f64]| v.iter().copied().chain([mean(v)]).collect::<Vec<_>>();
-        let mut beats: Vec<String> = self.cam_kept.iter().zip(&self.random_kept).map(|(c, r)| if c > r { "yes" } else { "no" }.to_string()).collect();
+        let mut beats: Vec<String> = self
+            .cam_kept
+            .iter()
+            .zip(&self.random_kept)
+            .map(|(c, r)| if c > r { "yes" } else { "no" }.to_string())
+            .collect();
         beats.push(format!("{:.0} %", 100.0 * self.win_rate()));
         Table::from_columns(
             format!("Faithfulness: confidence kept with the top {:.0} % of pixels by CAM vs a random {:.0} %", self.keep * 100.0, self.keep * 100.0),

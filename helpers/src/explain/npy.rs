@@ -6,7 +6,11 @@ use std::path::Path;
 /// Writes `values` (row-major) with `shape` as a float32 `.npy` file, atomically.
 pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_text = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let shape_text = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
     // Magic (6) + version (2) + header length (2) + header, padded to a multiple of 64
     // and ended by a newline, as the format requires.
@@ -16,7 +20,9 @@ pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
     let mut out = b"\x93NUMPY\x01\x00".to_vec();
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+    values
+        .iter()
+        .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
     fsx::write_atomic(path, &out)
 }
 
@@ -33,7 +39,10 @@ mod tests {
         let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
         assert_eq!((10 + header_len) % 64, 0);
         let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
-        assert!(header.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }") && header.ends_with('\n'));
+        assert!(
+            header.starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }")
+                && header.ends_with('\n')
+        );
         assert_eq!(&bytes[bytes.len() - 4..], &5.5f32.to_le_bytes());
         Ok(())
     }

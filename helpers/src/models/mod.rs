@@ -58,8 +58,17 @@ impl Model {
     }
 
     /// Runs `range` of the layers; inputs enter channels-last when the model uses it.
-    fn run_layers(&self, xs: &Tensor, range: std::ops::RangeInclusive<usize>, train: bool) -> Tensor {
-        let mut x = if *range.start() == 0 && self.channels_last { memory_format::to_channels_last(xs) } else { xs.shallow_clone() };
+    fn run_layers(
+        &self,
+        xs: &Tensor,
+        range: std::ops::RangeInclusive<usize>,
+        train: bool,
+    ) -> Tensor {
+        let mut x = if *range.start() == 0 && self.channels_last {
+            memory_format::to_channels_last(xs)
+        } else {
+            xs.shallow_clone()
+        };
         for (_, layer) in self.layers.get(range).unwrap_or_default() {
             x = layer.forward_t(&x, train);
         }

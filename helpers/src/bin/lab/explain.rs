@@ -29,24 +29,48 @@ pub struct ExplainArgs {
 pub fn explain(args: ExplainArgs) -> Result<()> {
     let cfg = RunDir::at(&args.run).config()?;
     let data = load_data(&cfg)?;
-    let trained = TrainedRun::load(&args.run, &data).with_context(|| format!("loading run {}", args.run.display()))?;
+    let trained = TrainedRun::load(&args.run, &data)
+        .with_context(|| format!("loading run {}", args.run.display()))?;
     let test = &trained.loaders.test;
     if let Some(&bad) = args.indices.iter().find(|&&i| i >= test.len()) {
-        bail!("index {bad} is out of range: the run's test set has {} images (0..{})", test.len(), test.len());
+        bail!(
+            "index {bad} is out of range: the run's test set has {} images (0..{})",
+            test.len(),
+            test.len()
+        );
     }
     let images = errors::normalized(test, &args.indices);
-    let method = if args.plus_plus { CamMethod::GradCamPlusPlus } else { CamMethod::GradCam };
+    let method = if args.plus_plus {
+        CamMethod::GradCamPlusPlus
+    } else {
+        CamMethod::GradCam
+    };
     let maps = cam(&trained.model, &images, None, args.layer.as_deref(), method)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let [_, h, w] = trained.model.input_shape;
     for (n, &index) in args.indices.iter().enumerate() {
-        let blended = overlay::blend(&images.get(n as i64), &maps.maps.get(n as i64), &test.norm, 0.5);
+        let blended = overlay::blend(
+            &images.get(n as i64),
+            &maps.maps.get(n as i64),
+            &test.norm,
+            0.5,
+        );
         let png = args.out.join(format!("{index}_overlay.png"));
         helpers::fsx::write_atomic(&png, &helpers::plot::png_bytes(&blended)?)?;
         let values = Vec::<f32>::try_from(maps.maps.get(n as i64).contiguous().view([-1]))?;
-        npy::write_f32(&args.out.join(format!("{index}_cam.npy")), &[h as usize, w as usize], &values)?;
+        npy::write_f32(
+            &args.out.join(format!("{index}_cam.npy")),
+            &[h as usize, w as usize],
+            &values,
+        )?;
         let class = &data.classes[maps.targets[n] as usize];
-        println!("{index}: explained class {class} (p {:.3}, true {}) → {}", maps.probs[n], data.classes[test.labels()[index] as usize], png.display());
+        println!(
+            "{index}: explained class {class} (p {:.3}, true {}) → {}",
+            maps.probs[n],
+            data.classes[test.labels()[index] as usize],
+            png.display()
+        );
     }
     Ok(())
 }
