@@ -27,12 +27,12 @@ test: setup
 	tmp=$$(mktemp -d) && \
 	  LAB_PROFILE=smoke $(PY) scripts/run_notebook.py notebook.ipynb $$tmp/notebook.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
 	  $(VENV)/bin/jupyter nbconvert --to html --output report.html $$tmp/notebook.ipynb && \
-	  $(PY) scripts/check_notebook.py $$tmp/notebook.ipynb --min-svg 7 --min-html 8 --html $$tmp/report.html && rm -rf $$tmp
+	  $(PY) scripts/check_notebook.py $$tmp/notebook.ipynb --min-svg 12 --min-html 17 --html $$tmp/report.html && rm -rf $$tmp
 
 report: setup
 	$(PY) scripts/run_notebook.py notebook.ipynb notebook.ipynb --timeout $(NOTEBOOK_TIMEOUT)
 	$(VENV)/bin/jupyter nbconvert --to html --output report.html notebook.ipynb
-	$(PY) scripts/check_notebook.py notebook.ipynb --min-svg 7 --min-html 8 --html report.html
+	$(PY) scripts/check_notebook.py notebook.ipynb --min-svg 12 --min-html 17 --html report.html
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebook.ipynb

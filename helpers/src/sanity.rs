@@ -95,13 +95,7 @@ pub fn gradient_flow(model: &Model, loader: &Loader) -> Result<Check> {
         .batches(0)
         .next()
         .ok_or_else(|| Error::config("data", "empty training split"))?;
-    let mut named: Vec<(String, Tensor)> = model
-        .vs
-        .variables()
-        .into_iter()
-        .filter(|(_, t)| t.requires_grad())
-        .collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut named = model.trainable_named();
     named.iter_mut().for_each(|(_, t)| t.zero_grad());
     model
         .forward_t(&x, true)
@@ -134,7 +128,8 @@ pub fn gradient_flow(model: &Model, loader: &Loader) -> Result<Check> {
                 norms
                     .iter()
                     .zip(&weights)
-                    .map(|(g, w)| g / w.max(1e-12))
+                    // Undefined for weights still at zero (batch-norm shifts at init).
+                    .map(|(g, w)| (*w > 1e-12).then(|| g / w))
                     .collect::<Vec<_>>(),
             ),
         ],
@@ -167,12 +162,7 @@ pub fn overfit_tiny(cfg: &RunConfig, data: &Dataset, n: usize, epochs: usize) ->
         data.num_classes() as i64,
         cfg.device(),
     )?;
-    let named: Vec<(String, Tensor)> = model
-        .vs
-        .variables()
-        .into_iter()
-        .filter(|(_, t)| t.requires_grad())
-        .collect();
+    let named = model.trainable_named();
     let mut train_cfg = cfg.train.clone();
     train_cfg.weight_decay = 0.0;
     let mut opt = Optimizer::new(&train_cfg, named);

@@ -259,6 +259,17 @@ impl DataLoaders {
         let norm = Normalization::of(&train_set.images);
         let aug = Some(cfg.augment.clone())
             .filter(|a| a.crop_padding > 0 || a.horizontal_flip || a.random_erasing > 0.0);
+        let eval_loader = |set: &ImageSet| {
+            Loader::new(
+                set,
+                eval_batch_size,
+                false,
+                None,
+                norm.clone(),
+                seed,
+                device,
+            )
+        };
         DataLoaders {
             train: Loader::new(
                 &train_set,
@@ -269,24 +280,8 @@ impl DataLoaders {
                 seed,
                 device,
             ),
-            val: Loader::new(
-                &val_set,
-                eval_batch_size,
-                false,
-                None,
-                norm.clone(),
-                seed,
-                device,
-            ),
-            test: Loader::new(
-                &test_set,
-                eval_batch_size,
-                false,
-                None,
-                norm.clone(),
-                seed,
-                device,
-            ),
+            val: eval_loader(&val_set),
+            test: eval_loader(&test_set),
             split,
             norm,
         }

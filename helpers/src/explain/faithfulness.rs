@@ -67,6 +67,32 @@ pub fn faithfulness(
     })
 }
 
+/// One row per measurement (e.g. several kept shares): images, mean confidences, and
+/// how often the CAM region beats the random one.
+pub fn summary_table(results: &[Faithfulness]) -> Result<Table> {
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let col = |name: &str, f: &dyn Fn(&Faithfulness) -> f64| {
+        Column::new(name.into(), results.iter().map(f).collect::<Vec<_>>())
+    };
+    Table::from_columns(
+        "Faithfulness: confidence in the explained class when only part of the image is kept",
+        vec![
+            col("pixels kept", &|r| r.keep),
+            Column::new(
+                "images".into(),
+                results
+                    .iter()
+                    .map(|r| r.original.len() as u64)
+                    .collect::<Vec<_>>(),
+            ),
+            col("mean p original", &|r| mean(&r.original)),
+            col("mean p, CAM region", &|r| mean(&r.cam_kept)),
+            col("mean p, random region", &|r| mean(&r.random_kept)),
+            col("CAM beats random (share)", &|r| r.win_rate()),
+        ],
+    )
+}
+
 impl Faithfulness {
     /// Share of images where keeping the CAM region preserves more confidence than
     /// keeping a random region.
@@ -78,21 +104,6 @@ impl Faithfulness {
             .filter(|(c, r)| c > r)
             .count();
         wins as f64 / self.cam_kept.len().max(1) as f64
-    }
-
-    /// One row: number of images, mean confidences, and how often CAM beats random.
-    pub fn summary_table(&self) -> Result<Table> {
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-        Table::from_columns(
-            format!("Faithfulness: top {:.0} % of pixels by CAM vs a random {:.0} %", self.keep * 100.0, self.keep * 100.0),
-            vec![
-                Column::new("images".into(), [self.original.len() as u64]),
-                Column::new("mean p original".into(), [mean(&self.original)]),
-                Column::new("mean p CAM region".into(), [mean(&self.cam_kept)]),
-                Column::new("mean p random region".into(), [mean(&self.random_kept)]),
-                Column::new("CAM beats random".into(), [self.win_rate()]),
-            ],
-        )
     }
 
     /// One row per image, and a summary row of means.

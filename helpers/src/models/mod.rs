@@ -75,6 +75,19 @@ impl Model {
         x
     }
 
+    /// Trainable tensors with their names, sorted by name (a stable order, e.g. for
+    /// optimiser state).
+    pub fn trainable_named(&self) -> Vec<(String, Tensor)> {
+        let mut named: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named
+    }
+
     /// Number of trainable parameters.
     pub fn num_parameters(&self) -> i64 {
         self.vs

@@ -25,10 +25,16 @@ pub fn image_grid(
     }
     let (n, h, w) = (size[0] as usize, size[2] as u32, size[3] as u32);
     let cols = cols.max(1);
-    let (cell_w, cell_h) = (w * scale + 12, h * scale + 34);
+    // Cells at least ~20 characters wide, and tall enough for the longest caption.
+    let lines = captions
+        .iter()
+        .map(|c| c.lines().count())
+        .max()
+        .unwrap_or(0) as u32;
+    let (cell_w, cell_h) = ((w * scale + 12).max(124), h * scale + 10 + 12 * lines);
     let rows = n.div_ceil(cols);
     let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"10\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
         cols as u32 * cell_w,
         rows as u32 * cell_h
     );

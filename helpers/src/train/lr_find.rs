@@ -41,12 +41,7 @@ pub fn lr_find(
         .into_iter()
         .map(|(n, t)| (n, t.copy()))
         .collect();
-    let named: Vec<(String, Tensor)> = model
-        .vs
-        .variables()
-        .into_iter()
-        .filter(|(_, t)| t.requires_grad())
-        .collect();
+    let named = model.trainable_named();
     let mut opt = Optimizer::new(cfg, named);
     let (mut lrs, mut losses, mut smoothed) = (vec![], vec![], vec![]);
     let (mut avg, mut best) = (0.0, f64::MAX);

@@ -132,7 +132,7 @@ pub fn fit_with(
         data.num_classes() as i64,
         device,
     )?;
-    let mut opt = Optimizer::new(&cfg.train, trainable(&model));
+    let mut opt = Optimizer::new(&cfg.train, model.trainable_named());
     let mut state = match start {
         Start::Resume => resume_state(&run, &model, &mut opt, progress)?,
         _ => {
@@ -205,18 +205,6 @@ fn decide_start(run: &RunDir, cfg: &RunConfig, existing: Existing) -> Result<Sta
         (_, true) => Err(Error::Run { path: run.path.clone(), reason: "already finished with this config; pass --force to train it again".into() }),
         (_, false) => Err(Error::Run { path: run.path.clone(), reason: "an unfinished run of this config exists; pass --resume to continue it or --force to restart".into() }),
     }
-}
-
-/// Named trainable tensors, sorted by name (a stable order for the optimiser state).
-fn trainable(model: &Model) -> Vec<(String, Tensor)> {
-    let mut named: Vec<(String, Tensor)> = model
-        .vs
-        .variables()
-        .into_iter()
-        .filter(|(_, t)| t.requires_grad())
-        .collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    named
 }
 
 impl LoopState {

@@ -95,12 +95,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
 /// Images per second over `steps` AdamW training steps, after 5 warm-up steps.
 fn bench_train(model: &models::Model, cfg: &RunConfig, loaders: &DataLoaders, steps: usize) -> f64 {
-    let named: Vec<(String, Tensor)> = model
-        .vs
-        .variables()
-        .into_iter()
-        .filter(|(_, t)| t.requires_grad())
-        .collect();
+    let named = model.trainable_named();
     let mut opt = Optimizer::new(&cfg.train, named);
     let batches: Vec<(Tensor, Tensor)> = loaders.train.batches(0).take(steps + 5).collect();
     let mut step = |x: &Tensor, y: &Tensor| {
