@@ -196,3 +196,27 @@ fn top_losses_and_calibration_and_npy() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_model_without_convolutions_has_no_automatic_target() -> Result<()> {
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let fc = tch::nn::linear(vs.root() / "fc", 64, 4, Default::default());
+    let layers = vec![
+        ("flatten".to_string(), models::Layer::Flatten),
+        ("fc".to_string(), models::Layer::Linear(fc)),
+    ];
+    let model = models::Model {
+        vs,
+        layers,
+        features_end: 0,
+        input_shape: [1, 8, 8],
+        num_classes: 4,
+        channels_last: false,
+    };
+    let x = Tensor::zeros([1, 1, 8, 8], (Kind::Float, tch::Device::Cpu));
+    let e = cam(&model, &x, None, None, CamMethod::GradCam)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no convolutional layer"), "{e}");
+    Ok(())
+}

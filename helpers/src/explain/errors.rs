@@ -29,7 +29,7 @@ fn caption(preds: &Predictions, classes: &[String], i: usize) -> String {
     let (t, p) = (preds.labels[i] as usize, preds.preds[i] as usize);
     let p_true = preds.probs.double_value(&[i as i64, t as i64]);
     format!(
-        "#{i} {} → {}\nloss {:.2}, p(true) {p_true:.2}",
+        "#{i} {}\n→ {}\nloss {:.2}\np(true) {p_true:.2}",
         classes[t], classes[p], preds.losses[i]
     )
 }
@@ -111,7 +111,7 @@ pub fn gradcam_gallery(
         .zip(&maps.probs)
         .map(|(&i, p)| {
             format!(
-                "#{i} {} → {}\np {p:.2}",
+                "#{i} {}\n→ {} ({p:.2})",
                 classes[preds.labels[i] as usize], classes[preds.preds[i] as usize]
             )
         })
