@@ -352,14 +352,27 @@ impl RunConfig {
         out
     }
 
-    /// Every key and value, flattened to dotted keys, as a table.
-    pub fn table(&self) -> Result<crate::report::Table> {
+    /// Every key and value, flattened to dotted keys (sweep sections left out).
+    pub fn flat_values(&self) -> Vec<(String, toml::Value)> {
+        let mut c = self.clone();
+        c.grid.clear();
+        c.ablations.clear();
         let mut rows = Vec::new();
         flatten(
-            &toml::Value::try_from(self).expect("config serialises"),
+            &toml::Value::try_from(&c).expect("config serialises"),
             "",
             &mut rows,
         );
+        rows
+    }
+
+    /// Every key and value, flattened to dotted keys, as a table.
+    pub fn table(&self) -> Result<crate::report::Table> {
+        let rows: Vec<(String, String)> = self
+            .flat_values()
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .collect();
         let (keys, values): (Vec<String>, Vec<String>) = rows.into_iter().unzip();
         crate::report::Table::from_columns(
             format!("Run config `{}` (hash {})", self.name, &self.hash()[..12]),
@@ -496,7 +509,7 @@ fn error_key(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-fn flatten(v: &toml::Value, prefix: &str, out: &mut Vec<(String, String)>) {
+fn flatten(v: &toml::Value, prefix: &str, out: &mut Vec<(String, toml::Value)>) {
     match v.as_table() {
         Some(t) => t.iter().for_each(|(k, v)| {
             flatten(
@@ -509,7 +522,7 @@ fn flatten(v: &toml::Value, prefix: &str, out: &mut Vec<(String, String)>) {
                 out,
             )
         }),
-        None => out.push((prefix.to_string(), v.to_string())),
+        None => out.push((prefix.to_string(), v.clone())),
     }
 }
 

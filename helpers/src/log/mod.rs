@@ -1,4 +1,4 @@
 //! Training logs that other tools read: TensorBoard event files.
 pub mod tensorboard;
 
-pub use tensorboard::EventWriter;
+pub use tensorboard::{EventWriter, HParam};

@@ -1,5 +1,6 @@
-//! A TensorBoard event-file writer (scalars), so `tensorboard --logdir saved_models`
-//! shows every run's curves. No maintained Rust writer exists; the format is small:
+//! A TensorBoard event-file writer — scalars, images and hyper-parameters (the hparams
+//! plugin) — so `tensorboard --logdir saved_models` shows every run's curves and
+//! compares runs by their settings. No maintained Rust writer exists; the format is small:
 //! TFRecord frames (u64 length, masked CRC-32C of it, the record, masked CRC-32C of it)
 //! around `Event` protobufs (tensorflow/core/util/event.proto), encoded by hand here.
 use crate::{Error, Result};
@@ -47,8 +48,77 @@ impl EventWriter {
         let mut val = Vec::new();
         put_bytes(&mut val, 1, tag.as_bytes());
         put_float(&mut val, 2, value as f32);
+        self.write_summary(step, &val)
+    }
+
+    /// Logs an image (`[C, H, W]`, C = 1 or 3, `u8` or float in [0, 1]) as PNG.
+    pub fn image(&mut self, tag: &str, step: i64, image: &tch::Tensor) -> Result<()> {
+        let size = image.size();
+        let png = crate::plot::png_bytes(image)?;
+        let mut img = Vec::new();
+        put_varint_field(&mut img, 1, size[1] as u64);
+        put_varint_field(&mut img, 2, size[2] as u64);
+        put_varint_field(&mut img, 3, size[0] as u64); // colorspace: 1 grey, 3 RGB
+        put_bytes(&mut img, 4, &png);
+        let mut val = Vec::new();
+        put_bytes(&mut val, 1, tag.as_bytes());
+        put_bytes(&mut val, 4, &img);
+        self.write_summary(step, &val)
+    }
+
+    /// Records the run's hyper-parameters for TensorBoard's HPARAMS tab (a session
+    /// start of the hparams plugin; the run's scalars are its metrics).
+    pub fn hparams(&mut self, hparams: &[(String, HParam)]) -> Result<()> {
+        let mut start = Vec::new();
+        for (name, value) in hparams {
+            let mut v = Vec::new();
+            match value {
+                HParam::Number(x) => put_double(&mut v, 2, *x),
+                HParam::Text(t) => put_bytes(&mut v, 3, t.as_bytes()),
+                HParam::Bool(b) => put_varint_field(&mut v, 4, u64::from(*b)),
+            }
+            let mut entry = Vec::new();
+            put_bytes(&mut entry, 1, name.as_bytes());
+            put_bytes(&mut entry, 2, &v);
+            put_bytes(&mut start, 1, &entry);
+        }
+        put_double(&mut start, 5, wall_time());
+        self.hparams_summary("_hparams_/session_start_info", 3, &start)
+    }
+
+    /// Marks the hparams session finished (`success`) or failed.
+    pub fn hparams_end(&mut self, success: bool) -> Result<()> {
+        let mut end = Vec::new();
+        put_varint_field(&mut end, 1, if success { 1 } else { 2 }); // STATUS_SUCCESS / STATUS_FAILURE
+        put_double(&mut end, 2, wall_time());
+        self.hparams_summary("_hparams_/session_end_info", 4, &end)
+    }
+
+    /// A summary value carrying HParamsPluginData{version 0, <field> = payload}, with
+    /// the plugin's metadata and the null tensor TensorBoard's own writer attaches.
+    fn hparams_summary(&mut self, tag: &str, field: u64, payload: &[u8]) -> Result<()> {
+        let mut content = Vec::new();
+        put_varint_field(&mut content, 1, 0);
+        put_bytes(&mut content, field, payload);
+        let mut plugin = Vec::new();
+        put_bytes(&mut plugin, 1, b"hparams");
+        put_bytes(&mut plugin, 2, &content);
+        let mut metadata = Vec::new();
+        put_bytes(&mut metadata, 1, &plugin);
+        let mut tensor = Vec::new();
+        put_varint_field(&mut tensor, 1, 1); // DT_FLOAT
+        put_bytes(&mut tensor, 2, &[]); // scalar shape
+        put_bytes(&mut tensor, 5, &0f32.to_le_bytes()); // float_val [0.0], packed
+        let mut val = Vec::new();
+        put_bytes(&mut val, 1, tag.as_bytes());
+        put_bytes(&mut val, 8, &tensor);
+        put_bytes(&mut val, 9, &metadata);
+        self.write_summary(0, &val)
+    }
+
+    fn write_summary(&mut self, step: i64, value: &[u8]) -> Result<()> {
         let mut summary = Vec::new();
-        put_bytes(&mut summary, 1, &val);
+        put_bytes(&mut summary, 1, value);
         let mut event = Vec::new();
         put_double(&mut event, 1, wall_time());
         put_varint_field(&mut event, 2, step as u64);
@@ -72,6 +142,14 @@ impl EventWriter {
             .write_all(&frame)
             .map_err(|e| Error::io(&self.path, e))
     }
+}
+
+/// A hyper-parameter value, as TensorBoard's hparams plugin types them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HParam {
+    Number(f64),
+    Text(String),
+    Bool(bool),
 }
 
 fn wall_time() -> f64 {

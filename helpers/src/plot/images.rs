@@ -79,6 +79,29 @@ pub fn samples(set: &ImageSet, classes: &[String], n: usize, cols: usize) -> Res
     image_grid("samples", &subset.images, &captions, cols, 3)
 }
 
+/// Tiles `[N, C, H, W]` images into one `[C, rows·H, cols·W]` image (missing tiles black).
+pub fn tile(images: &Tensor, cols: i64) -> Tensor {
+    let s = images.size();
+    let (n, c, h, w) = (s[0], s[1], s[2], s[3]);
+    let rows = (n + cols - 1) / cols;
+    let missing = rows * cols - n;
+    let padded = if missing > 0 {
+        Tensor::cat(
+            &[
+                images.shallow_clone(),
+                Tensor::zeros([missing, c, h, w], (images.kind(), images.device())),
+            ],
+            0,
+        )
+    } else {
+        images.shallow_clone()
+    };
+    padded
+        .view([rows, cols, c, h, w])
+        .permute([2, 0, 3, 1, 4])
+        .reshape([c, rows * h, cols * w])
+}
+
 /// Encodes one `[C, H, W]` image as a base64 PNG (grey or RGB, 8 bits).
 pub fn png_base64(image: &Tensor) -> Result<String> {
     Ok(base64::engine::general_purpose::STANDARD.encode(png_bytes(image)?))
@@ -128,6 +151,17 @@ mod tests {
         assert_eq!(f.svg.matches("data:image/png;base64,").count(), 3);
         assert!(f.svg.contains(">b&lt;<"));
         Ok(())
+    }
+
+    #[test]
+    fn tiles_fill_rows_and_pad() {
+        let imgs = Tensor::arange(3, (Kind::Float, tch::Device::Cpu)).view([3, 1, 1, 1]);
+        let t = tile(&imgs, 2);
+        assert_eq!(t.size(), vec![1, 2, 2]);
+        assert_eq!(
+            Vec::<f32>::try_from(t.view([-1])).unwrap(),
+            vec![0.0, 1.0, 2.0, 0.0]
+        );
     }
 
     #[test]

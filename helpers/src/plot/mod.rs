@@ -5,7 +5,7 @@ mod charts;
 mod images;
 
 pub use charts::{bars, confusion_heatmap, lines, Series};
-pub use images::{image_grid, png_base64, png_bytes, samples};
+pub use images::{image_grid, png_base64, png_bytes, samples, tile};
 
 use crate::report::evcxr_emit;
 use crate::{fsx, Error, Result};

@@ -5,7 +5,7 @@ use super::{EpochRecord, History, Optimizer, PrintEpochs, Progress, Schedule, St
 use crate::config::RunConfig;
 use crate::data::{DataLoaders, Dataset, Loader, Split};
 use crate::evaluate::{predict, Predictions};
-use crate::log::EventWriter;
+use crate::log::{EventWriter, HParam};
 use crate::metrics::Metrics;
 use crate::models::{self, Model};
 use crate::report::versions;
@@ -282,6 +282,9 @@ fn train_epochs(
     let (cfg, mut ran) = (ctx.cfg, 0);
     // One event file per session; TensorBoard merges the files of a run's logs/ folder.
     let mut tb = EventWriter::create(&ctx.run.file("logs"))?;
+    if state.epochs_done == 0 {
+        log_run_start(ctx, &mut tb)?;
+    }
     while state.epochs_done < cfg.train.epochs
         && !state.stopped_early
         && stop_after.is_none_or(|n| ran < n)
@@ -293,7 +296,10 @@ fn train_epochs(
         let started = Instant::now();
         let (train_loss, train_acc, lr, images) = match train_one_epoch(ctx, opt, state, progress) {
             Ok(v) => v,
-            Err(e) => return Err(mark_failed(ctx, state, e)),
+            Err(e) => {
+                let _ = tb.hparams_end(false);
+                return Err(mark_failed(ctx, state, e));
+            }
         };
         let train_secs = started.elapsed().as_secs_f64();
         let val = predict(ctx.model, &ctx.loaders.val);
@@ -314,7 +320,41 @@ fn train_epochs(
         progress.on_epoch(&record, cfg.train.epochs);
         ran += 1;
     }
+    if state.epochs_done == cfg.train.epochs || state.stopped_early {
+        tb.hparams_end(true)?;
+        tb.flush()?;
+    }
     Ok(ran)
+}
+
+/// What TensorBoard shows of a run before its first step: the hyper-parameters (every
+/// config key) and one training batch as the model sees it.
+fn log_run_start(ctx: &Ctx, tb: &mut EventWriter) -> Result<()> {
+    let hparams: Vec<(String, HParam)> = ctx
+        .cfg
+        .flat_values()
+        .into_iter()
+        .map(|(k, v)| {
+            let value = match v {
+                toml::Value::Float(x) => HParam::Number(x),
+                toml::Value::Integer(i) => HParam::Number(i as f64),
+                toml::Value::Boolean(b) => HParam::Bool(b),
+                toml::Value::String(s) => HParam::Text(s),
+                other => HParam::Text(other.to_string()),
+            };
+            (k, value)
+        })
+        .collect();
+    tb.hparams(&hparams)?;
+    if let Some((x, _)) = ctx.loaders.train.batches(0).next() {
+        let n = x.size()[0].min(16);
+        let shown = ctx
+            .loaders
+            .norm
+            .denormalize(&x.narrow(0, 0, n).to_device(tch::Device::Cpu));
+        tb.image("train/augmented_batch", 0, &crate::plot::tile(&shown, 4))?;
+    }
+    Ok(())
 }
 
 /// The epoch's scalars for TensorBoard (step = epoch number).
