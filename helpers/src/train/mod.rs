@@ -5,6 +5,7 @@ pub mod lr_find;
 pub mod optim;
 pub mod progress;
 pub mod schedule;
+pub mod trained_run;
 pub mod trainer;
 
 pub use history::{EpochRecord, History};
@@ -12,4 +13,5 @@ pub use lr_find::{lr_find, LrFinder};
 pub use optim::Optimizer;
 pub use progress::{PrintEpochs, Progress, Silent, StepInfo};
 pub use schedule::Schedule;
-pub use trainer::{fit, fit_with, Existing, FitOptions, TrainedRun};
+pub use trained_run::TrainedRun;
+pub use trainer::{fit, fit_with, Existing, FitOptions};

@@ -1,10 +1,12 @@
 //! The training loop: seeded, checkpointed every epoch, resumable bit for bit, stopped
 //! by a NaN guard or early stopping, ending with the best weights restored and evaluated.
 use super::checkpoint::{self, read_tensors, write_tensors};
-use super::{EpochRecord, History, Optimizer, PrintEpochs, Progress, Schedule, StepInfo};
+use super::{
+    EpochRecord, History, Optimizer, PrintEpochs, Progress, Schedule, StepInfo, TrainedRun,
+};
 use crate::config::RunConfig;
 use crate::data::{DataLoaders, Dataset, Loader, Split};
-use crate::evaluate::{predict, Predictions};
+use crate::evaluate::predict;
 use crate::log::{EventWriter, HParam};
 use crate::metrics::Metrics;
 use crate::models::{self, Model};
@@ -47,22 +49,6 @@ impl Default for FitOptions {
             stop_after_epochs: None,
         }
     }
-}
-
-/// A trained (or reloaded) run with everything the report needs.
-#[derive(Debug)]
-pub struct TrainedRun {
-    pub run: RunDir,
-    pub config: RunConfig,
-    /// The best weights.
-    pub model: Model,
-    pub loaders: DataLoaders,
-    pub history: History,
-    /// Test metrics of the best weights.
-    pub test: Metrics,
-    pub meta: Meta,
-    /// True when the run was loaded from disk instead of trained now.
-    pub reused: bool,
 }
 
 /// Trainer state saved with the last checkpoint (JSON inside the safetensors file, so
@@ -535,69 +521,4 @@ fn save_figures(run: &RunDir, history: &History, test: &Metrics) -> Result<()> {
     test.confusion_figure()?.save_in(&run.path)?;
     test.f1_figure()?.save_in(&run.path)?;
     Ok(())
-}
-
-impl TrainedRun {
-    /// Loads a finished run: config, best weights, split, history and test metrics.
-    pub fn load(path: impl Into<PathBuf>, data: &Dataset) -> Result<TrainedRun> {
-        let run = RunDir::at(path.into());
-        let config = run.config()?;
-        let device = config.device();
-        let split = Split::load(&run.file("split.json"))?;
-        let t = &config.train;
-        let loaders = DataLoaders::with_split(
-            data,
-            &config.data,
-            split,
-            t.batch_size,
-            t.eval_batch_size,
-            config.seed,
-            device,
-        );
-        let model = models::build(
-            &config.model,
-            data.image_shape(),
-            data.num_classes() as i64,
-            device,
-        )?;
-        checkpoint::load_model(&model, &run.best_checkpoint())?;
-        let (history, test, meta) = (run.history()?, run.metrics()?, run.meta()?);
-        Ok(TrainedRun {
-            run,
-            config,
-            model,
-            loaders,
-            history,
-            test,
-            meta,
-            reused: true,
-        })
-    }
-
-    /// A run stopped before its last epoch: current weights, no test metrics yet.
-    fn partial(
-        run: RunDir,
-        cfg: &RunConfig,
-        model: Model,
-        loaders: DataLoaders,
-        history: History,
-    ) -> Result<TrainedRun> {
-        let meta = run.meta()?;
-        let test = Metrics::compute(&[], &[], &[]);
-        Ok(TrainedRun {
-            run,
-            config: cfg.clone(),
-            model,
-            loaders,
-            history,
-            test,
-            meta,
-            reused: false,
-        })
-    }
-
-    /// Predictions of the best weights on the test set.
-    pub fn test_predictions(&self) -> Predictions {
-        predict(&self.model, &self.loaders.test)
-    }
 }
