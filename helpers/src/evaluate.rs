@@ -41,32 +41,6 @@ impl Predictions {
     }
 }
 
-/// A grid of the first `n` misclassified examples of `loader`, captioned
-/// "true → predicted (probability of the prediction)".
-pub fn misclassified_figure(
-    preds: &Predictions,
-    loader: &Loader,
-    classes: &[String],
-    n: usize,
-) -> crate::Result<crate::plot::Figure> {
-    let wrong: Vec<usize> = (0..preds.labels.len())
-        .filter(|&i| preds.labels[i] != preds.preds[i])
-        .take(n)
-        .collect();
-    let images = loader.images(&wrong);
-    let captions: Vec<String> = wrong
-        .iter()
-        .map(|&i| {
-            let p = preds.probs.double_value(&[i as i64, preds.preds[i]]);
-            format!(
-                "{}\n→ {} ({p:.2})",
-                classes[preds.labels[i] as usize], classes[preds.preds[i] as usize]
-            )
-        })
-        .collect();
-    crate::plot::image_grid("misclassified", &images, &captions, 8, 3)
-}
-
 /// Runs `model` in evaluation mode over every batch of `loader`.
 pub fn predict(model: &Model, loader: &Loader) -> Predictions {
     let (mut probs, mut losses, mut labels) = (Vec::new(), Vec::new(), Vec::new());

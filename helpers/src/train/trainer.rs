@@ -133,10 +133,9 @@ pub fn fit_with(
         model: &model,
         loaders: &loaders,
     };
-    let epochs_run = train_epochs(&ctx, &mut opt, &mut state, opts.stop_after_epochs, progress)?;
+    train_epochs(&ctx, &mut opt, &mut state, opts.stop_after_epochs, progress)?;
     if state.epochs_done < cfg.train.epochs && !state.stopped_early {
         // Stopped on request (as a killed run would): leave it resumable.
-        let _ = epochs_run;
         return TrainedRun::partial(run, cfg, model, loaders, state.history);
     }
     finish(ctx, &state, data)
@@ -264,7 +263,7 @@ fn train_epochs(
     state: &mut LoopState,
     stop_after: Option<usize>,
     progress: &mut dyn Progress,
-) -> Result<usize> {
+) -> Result<()> {
     let (cfg, mut ran) = (ctx.cfg, 0);
     // One event file per session; TensorBoard merges the files of a run's logs/ folder.
     let mut tb = EventWriter::create(&ctx.run.file("logs"))?;
@@ -310,7 +309,7 @@ fn train_epochs(
         tb.hparams_end(true)?;
         tb.flush()?;
     }
-    Ok(ran)
+    Ok(())
 }
 
 /// What TensorBoard shows of a run before its first step: the hyper-parameters (every
