@@ -134,6 +134,22 @@ pub fn gradient_flow(model: &Model, loader: &Loader) -> Result<Check> {
             ),
         ],
     )?;
+    // log10, so that norms spanning orders of magnitude read side by side.
+    let short: Vec<String> = names
+        .iter()
+        .map(|n| {
+            n.replace("stages.", "s")
+                .replace(".weight", ".w")
+                .replace(".bias", ".b")
+        })
+        .collect();
+    let log_norms: Vec<f64> = norms.iter().map(|g| g.max(1e-12).log10()).collect();
+    let figure = plot::bars(
+        "Gradient norm per parameter (log10)",
+        &short,
+        &[("log10 grad norm", log_norms)],
+        "log10",
+    )?;
     Ok(Check {
         name: "gradients reach every parameter".into(),
         passed: bad.is_empty(),
@@ -142,7 +158,7 @@ pub fn gradient_flow(model: &Model, loader: &Loader) -> Result<Check> {
         } else {
             format!("zero or non-finite: {bad:?}")
         },
-        figure: None,
+        figure: Some(figure),
         table: Some(table),
     })
 }

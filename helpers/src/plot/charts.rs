@@ -163,10 +163,29 @@ fn draw_panel(
         .x_label_area_size(32)
         .y_label_area_size(56)
         .build_cartesian_2d(x0..x1, y0..y1)?;
+    // Whole-number x values (epochs) get whole-number ticks; y ticks follow the scale.
+    let integer_x = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .all(|(x, _)| x.fract() == 0.0);
+    let x_ticks = if integer_x {
+        ((x1 - x0).round() as usize + 1).min(11)
+    } else {
+        10
+    };
+    let y_span = y1.abs().max(y0.abs());
     chart
         .configure_mesh()
         .x_desc(x_label)
-        .y_label_formatter(&|v| format!("{v:.3}"))
+        .x_labels(x_ticks)
+        .x_label_formatter(&|v| {
+            if integer_x {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.2}")
+            }
+        })
+        .y_label_formatter(&|v| tick_label(*v, y_span))
         .draw()?;
     for (i, s) in series.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
