@@ -3,6 +3,7 @@ pub mod augment;
 pub mod card;
 pub mod fashion_mnist;
 pub mod idx;
+pub mod image_folder;
 pub mod loader;
 pub mod split;
 
