@@ -25,7 +25,7 @@ build: setup
 test: setup
 	cargo test --release
 	tmp=$$(mktemp -d) && \
-	  LAB_PROFILE=smoke $(PY) scripts/run_notebook.py notebook.ipynb $$tmp/notebook.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
+	  LAB_PROFILE=smoke LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py notebook.ipynb $$tmp/notebook.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
 	  $(VENV)/bin/jupyter nbconvert --to html --output report.html $$tmp/notebook.ipynb && \
 	  $(PY) scripts/check_notebook.py $$tmp/notebook.ipynb --min-svg 12 --min-html 17 --html $$tmp/report.html && rm -rf $$tmp
 

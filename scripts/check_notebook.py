@@ -32,6 +32,8 @@ def main() -> int:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 problems.append(f"cell {i} has an error output: {out.get('ename')}: {out.get('evalue')}")
+            if out.get("name") == "stderr":  # evcxr's way of reporting an Err from `?`
+                problems.append(f"cell {i} wrote to stderr: {out.get('text', '').strip()[:300]}")
             data = out.get("data", {})
             svg += "image/svg+xml" in data
             html += "text/html" in data

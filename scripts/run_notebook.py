@@ -39,14 +39,10 @@ def main() -> int:
     try:
         client.execute()
     except CellExecutionError as err:
+        report_stderr(nb, args.src)  # an earlier `?` error is usually the real cause
         print(f"notebook {args.src}: a cell failed after {time.time() - started:.0f} s:\n{err}", file=sys.stderr)
         return 1
-    errors = [
-        i for i, c in enumerate(nb.cells)
-        if c.cell_type == "code" and any(o.get("output_type") == "error" for o in c.get("outputs", []))
-    ]
-    if errors:
-        print(f"notebook {args.src}: error outputs in cells {errors}", file=sys.stderr)
+    if report_stderr(nb, args.src):
         return 1
     nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Rust (helpers)", "language": "rust"}
     nbformat.validate(nb)
@@ -56,6 +52,21 @@ def main() -> int:
     cells = sum(1 for c in nb.cells if c.cell_type == "code")
     print(f"executed {cells} code cells of {args.src} in {time.time() - started:.0f} s -> {args.dst}")
     return 0
+
+
+def report_stderr(nb, src) -> bool:
+    """evcxr reports an `Err` returned through `?` as text on stderr, not as an error
+    reply, so such a cell would otherwise pass: stderr or error outputs count as failure."""
+    failed = False
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        bad = [o for o in cell.get("outputs", []) if o.get("output_type") == "error" or o.get("name") == "stderr"]
+        if bad:
+            text = "".join(o.get("text", "") or f"{o.get('ename')}: {o.get('evalue')}" for o in bad)
+            print(f"notebook {src}: cell {i} failed: {text.strip()}", file=sys.stderr)
+            failed = True
+    return failed
 
 
 if __name__ == "__main__":

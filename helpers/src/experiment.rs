@@ -59,7 +59,7 @@ impl RunSummary {
 }
 
 /// Trains every point under `root` (finished points with the same config are reused,
-/// unfinished ones resumed), in order.
+/// unfinished ones resumed; all retrained with `LAB_FRESH=1`), in order.
 pub fn run_points(
     points: &[Point],
     data: &Dataset,
@@ -68,7 +68,7 @@ pub fn run_points(
 ) -> Result<Vec<RunSummary>> {
     let opts = FitOptions {
         root: root.to_path_buf(),
-        existing: Existing::Auto,
+        existing: Existing::from_env(),
         stop_after_epochs: None,
     };
     points

@@ -21,6 +21,14 @@ use crate::{fsx, Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The folder holding run directories: `LAB_RUNS` when set (e.g. a temp folder for
+/// `make test`, so test runs never meet the report's), else `saved_models`.
+pub fn runs_root() -> PathBuf {
+    std::env::var_os("LAB_RUNS")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from("saved_models"), PathBuf::from)
+}
+
 /// Where a run stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -31,6 +31,18 @@ pub enum Existing {
     Force,
 }
 
+impl Existing {
+    /// `Force` when `LAB_FRESH=1` (retrain everything, e.g. to check that a report
+    /// reproduces from scratch), else `Auto`.
+    pub fn from_env() -> Existing {
+        if std::env::var("LAB_FRESH").is_ok_and(|v| v == "1") {
+            Existing::Force
+        } else {
+            Existing::Auto
+        }
+    }
+}
+
 /// Options of [`fit_with`].
 #[derive(Debug, Clone)]
 pub struct FitOptions {
@@ -44,8 +56,8 @@ pub struct FitOptions {
 impl Default for FitOptions {
     fn default() -> Self {
         FitOptions {
-            root: PathBuf::from("saved_models"),
-            existing: Existing::Auto,
+            root: crate::run::runs_root(),
+            existing: Existing::from_env(),
             stop_after_epochs: None,
         }
     }
@@ -66,8 +78,9 @@ struct LoopState {
     history: History,
 }
 
-/// Trains `cfg` on `data` into `saved_models/<name>/`, printing a line per epoch;
-/// reuses the run when it already finished with the same config.
+/// Trains `cfg` on `data` into `saved_models/<name>/` (see [`crate::run::runs_root`]),
+/// printing a line per epoch; reuses the run when it already finished with the same
+/// config (unless `LAB_FRESH=1`).
 pub fn fit(cfg: &RunConfig, data: &Dataset) -> Result<TrainedRun> {
     fit_with(cfg, data, &FitOptions::default(), &mut PrintEpochs)
 }
