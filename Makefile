@@ -1,6 +1,7 @@
 # make report   restart-and-run-all notebook.ipynb in place, then report.html
 # make test     cargo tests, then the notebook headless on the smoke profile
 # make lab      JupyterLab with the Rust (helpers) kernel
+# make check-repro  retrain everything from scratch, compare every output with the committed notebook
 # make bench    training/evaluation throughput, lab against PyTorch, same machine
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -14,7 +15,7 @@ export MALLOC_MMAP_THRESHOLD_ := 268435456
 export MALLOC_TRIM_THRESHOLD_ := 1073741824
 export MALLOC_TOP_PAD_ := 268435456
 
-.PHONY: setup test report lab bench build fmt clippy
+.PHONY: setup test report check-repro lab bench build fmt clippy
 
 setup:
 	scripts/setup
@@ -33,6 +34,13 @@ report: setup
 	$(PY) scripts/run_notebook.py notebook.ipynb notebook.ipynb --timeout $(NOTEBOOK_TIMEOUT)
 	$(VENV)/bin/jupyter nbconvert --to html --output report.html notebook.ipynb
 	$(PY) scripts/check_notebook.py notebook.ipynb --min-svg 12 --min-html 17 --html report.html
+
+# Retrains every run from scratch in a temp folder and compares every output with the
+# committed notebook (timings ignored): restart-and-run-all must reproduce the report.
+check-repro: setup
+	tmp=$$(mktemp -d) && \
+	  LAB_FRESH=1 LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py notebook.ipynb $$tmp/notebook.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
+	  $(PY) scripts/compare_notebooks.py notebook.ipynb $$tmp/notebook.ipynb && rm -rf $$tmp
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebook.ipynb

@@ -100,7 +100,12 @@ pub fn fit_with(
             "{}: finished run with the same config found; reusing it",
             run.path.display()
         ));
-        return TrainedRun::load(&run.path, data);
+        let reused = TrainedRun::load(&run.path, data)?;
+        // Replay the saved log, so a report shows the same lines whether it trained now or not.
+        for record in &reused.history.epochs {
+            progress.on_epoch(record, cfg.train.epochs);
+        }
+        return Ok(reused);
     }
     if cfg.threads > 0 {
         tch::set_num_threads(cfg.threads as i32);
