@@ -9,6 +9,7 @@
 pub mod baselines;
 pub mod config;
 pub mod data;
+pub mod deploy;
 pub mod error;
 pub mod evaluate;
 pub mod experiment;
@@ -19,6 +20,7 @@ pub mod metrics;
 pub mod models;
 pub mod plot;
 pub mod profile;
+pub mod proto;
 pub mod report;
 pub mod rng;
 pub mod run;

@@ -3,6 +3,7 @@
 //! compares runs by their settings. No maintained Rust writer exists; the format is small:
 //! TFRecord frames (u64 length, masked CRC-32C of it, the record, masked CRC-32C of it)
 //! around `Event` protobufs (tensorflow/core/util/event.proto), encoded by hand here.
+use crate::proto::{put_bytes, put_double, put_float, put_varint_field};
 use crate::{Error, Result};
 use std::fs::File;
 use std::io::Write;
@@ -157,36 +158,6 @@ fn wall_time() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
-}
-
-// Protobuf wire format: key = field << 3 | wire type (0 varint, 1 fixed64, 2 bytes, 5 fixed32).
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_varint_field(out: &mut Vec<u8>, field: u64, v: u64) {
-    put_varint(out, field << 3);
-    put_varint(out, v);
-}
-
-fn put_double(out: &mut Vec<u8>, field: u64, v: f64) {
-    put_varint(out, field << 3 | 1);
-    out.extend_from_slice(&v.to_le_bytes());
-}
-
-fn put_float(out: &mut Vec<u8>, field: u64, v: f32) {
-    put_varint(out, field << 3 | 5);
-    out.extend_from_slice(&v.to_le_bytes());
-}
-
-fn put_bytes(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
-    put_varint(out, field << 3 | 2);
-    put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
 }
 
 /// CRC-32C (Castagnoli), bitwise; records are small.

@@ -44,6 +44,15 @@ enum Command {
     Ablate(experiments::AblateArgs),
     /// Grad-CAM of test images: an overlay PNG and the map as .npy per index.
     Explain(explain::ExplainArgs),
+    /// Export a run's best checkpoint to ONNX (opset 17, dynamic batch, BN folded).
+    Export {
+        /// Run directory, e.g. saved_models/fashion_cnn.
+        #[arg(long)]
+        run: PathBuf,
+        /// Output file, e.g. model.onnx.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -100,6 +109,7 @@ fn main() -> Result<()> {
         Command::Grid(args) => experiments::grid(args)?,
         Command::Ablate(args) => experiments::ablate(args)?,
         Command::Explain(args) => explain::explain(args)?,
+        Command::Export { run, out } => export_cmd(&run, &out)?,
     }
     Ok(())
 }
@@ -179,6 +189,20 @@ fn evaluate_cmd(run: &Path) -> Result<()> {
     trained.run.write_metrics(&metrics)?;
     println!("{}", metrics.report_table("Test set")?);
     println!("wrote {}", trained.run.file("metrics.json").display());
+    Ok(())
+}
+
+fn export_cmd(run: &Path, out: &Path) -> Result<()> {
+    let cfg = helpers::run::RunDir::at(run).config()?;
+    let data = load_data(&cfg)?;
+    let trained =
+        TrainedRun::load(run, &data).with_context(|| format!("loading run {}", run.display()))?;
+    helpers::deploy::export(&trained.model, out)?;
+    println!(
+        "wrote {} (input `input` [batch, {:?}], output `logits`)",
+        out.display(),
+        trained.model.input_shape
+    );
     Ok(())
 }
 

@@ -1,0 +1,103 @@
+//! ONNX export checked by the real tools from the setup venv: the ONNX checker and
+//! ONNX Runtime, whose logits must equal tch's within 1e-4.
+mod common;
+
+use common::{serial, synth_dataset, tiny_config};
+use helpers::config::{Arch, Head};
+use helpers::explain::npy;
+use helpers::{deploy, models, Result};
+use std::path::PathBuf;
+use std::process::Command;
+use tch::{Kind, Tensor};
+
+/// The venv's Python, where `scripts/setup` installs onnx and onnxruntime.
+fn venv_python() -> PathBuf {
+    let cache = std::env::var_os("LAB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let base = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+                });
+            base.join("dl-lab")
+        });
+    cache.join("venv/bin/python")
+}
+
+fn check(model: &models::Model, batch: i64) -> Result<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let [c, h, w] = model.input_shape;
+    let x = Tensor::randn([batch, c, h, w], (Kind::Float, tch::Device::Cpu));
+    let logits = tch::no_grad(|| model.forward_t(&x, false));
+    let to_vec = |t: &Tensor| Vec::<f32>::try_from(t.contiguous().view([-1])).unwrap();
+    npy::write_f32(
+        &dir.path().join("x.npy"),
+        &[batch as usize, c as usize, h as usize, w as usize],
+        &to_vec(&x),
+    )?;
+    npy::write_f32(
+        &dir.path().join("y.npy"),
+        &[batch as usize, model.num_classes as usize],
+        &to_vec(&logits),
+    )?;
+    let onnx_path = dir.path().join("model.onnx");
+    deploy::export(model, &onnx_path)?;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/check_onnx.py");
+    let out = Command::new(venv_python())
+        .args([
+            script,
+            onnx_path.to_str().unwrap(),
+            dir.path().join("x.npy").to_str().unwrap(),
+            dir.path().join("y.npy").to_str().unwrap(),
+        ])
+        .output()
+        .expect("the setup venv's python (run scripts/setup)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    Ok(text)
+}
+
+/// A model whose batch-norm statistics are not the identity, so folding is exercised.
+fn trained_like(cfg: &helpers::config::ModelConfig) -> Result<models::Model> {
+    let data = synth_dataset();
+    tch::manual_seed(5);
+    let model = models::build(cfg, data.image_shape(), 4, tch::Device::Cpu)?;
+    tch::no_grad(|| {
+        for (name, t) in model.vs.variables() {
+            if name.ends_with("running_mean") || name.ends_with("bn.bias") {
+                let _ = t
+                    .shallow_clone()
+                    .copy_(&(Tensor::randn(t.size(), (Kind::Float, tch::Device::Cpu)) * 0.3));
+            }
+            if name.ends_with("running_var") || name.ends_with("bn.weight") {
+                let _ = t
+                    .shallow_clone()
+                    .copy_(&(Tensor::rand(t.size(), (Kind::Float, tch::Device::Cpu)) + 0.5));
+            }
+        }
+    });
+    Ok(model)
+}
+
+#[test]
+fn exported_scratch_cnns_match_tch_in_onnx_runtime() -> Result<()> {
+    let _guard = serial();
+    let mut cfg = tiny_config("o").model;
+    cfg.dropout = 0.3;
+    let text = check(&trained_like(&cfg)?, 5)?;
+    assert!(
+        text.contains("'Conv'") && text.contains("'Gemm'") && text.contains("'Flatten'"),
+        "{text}"
+    );
+    cfg.head = Head::Gap;
+    check(&trained_like(&cfg)?, 3)?;
+    cfg.arch = Arch::ReferenceCnn;
+    let text = check(&trained_like(&cfg)?, 2)?;
+    assert!(text.contains("GlobalAveragePool"), "{text}");
+    Ok(())
+}
