@@ -70,13 +70,11 @@ fn trained_like(cfg: &helpers::config::ModelConfig) -> Result<models::Model> {
     tch::no_grad(|| {
         for (name, t) in model.vs.variables() {
             if name.ends_with("running_mean") || name.ends_with("bn.bias") {
-                let _ = t
-                    .shallow_clone()
+                t.shallow_clone()
                     .copy_(&(Tensor::randn(t.size(), (Kind::Float, tch::Device::Cpu)) * 0.3));
             }
             if name.ends_with("running_var") || name.ends_with("bn.weight") {
-                let _ = t
-                    .shallow_clone()
+                t.shallow_clone()
                     .copy_(&(Tensor::rand(t.size(), (Kind::Float, tch::Device::Cpu)) + 0.5));
             }
         }
