@@ -40,8 +40,15 @@ impl Normalization {
         }
     }
 
-    /// Maps normalised images back to [0, 1] for display.
-    pub fn denormalize(&self, x: &Tensor) -> Tensor {
+    /// Normalises raw 0..255 pixels `[N, C, H, W]` (any kind) with the arithmetic of
+    /// [`Normalization::apply_raw`]: `(v − 255·mean) / (255·std)`.
+    pub fn normalize(&self, pixels: &Tensor) -> Tensor {
+        let (mean, std) = self.stats_like(pixels);
+        (pixels.to_kind(Kind::Float) - mean * 255.0) / (std * 255.0)
+    }
+
+    /// Per-channel mean and std as `[1, C, 1, 1]` tensors on `x`'s device.
+    fn stats_like(&self, x: &Tensor) -> (Tensor, Tensor) {
         let c = self.mean.len() as i64;
         let mean = Tensor::from_slice(&self.mean)
             .view([1, c, 1, 1])
@@ -49,6 +56,12 @@ impl Normalization {
         let std = Tensor::from_slice(&self.std)
             .view([1, c, 1, 1])
             .to_device(x.device());
+        (mean, std)
+    }
+
+    /// Maps normalised images back to [0, 1] for display.
+    pub fn denormalize(&self, x: &Tensor) -> Tensor {
+        let (mean, std) = self.stats_like(x);
         (x * std + mean).clamp(0.0, 1.0)
     }
 }

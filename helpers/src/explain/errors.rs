@@ -71,11 +71,10 @@ pub fn misclassified_with_cam(
 
 /// Images at loader positions `idx`, normalised as the model expects, on its device.
 pub fn normalized(loader: &Loader, idx: &[usize]) -> Tensor {
-    let raw = loader.images(idx).to_kind(tch::Kind::Float);
-    let c = loader.norm.mean.len() as i64;
-    let mean = Tensor::from_slice(&loader.norm.mean).view([1, c, 1, 1]) * 255.0;
-    let std = Tensor::from_slice(&loader.norm.std).view([1, c, 1, 1]) * 255.0;
-    ((raw - mean) / std).to_device(loader.device)
+    loader
+        .norm
+        .normalize(&loader.images(idx))
+        .to_device(loader.device)
 }
 
 /// Grad-CAM (or Grad-CAM++) of the examples at `idx` for their predicted class, each

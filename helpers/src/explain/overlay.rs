@@ -34,18 +34,22 @@ pub fn colorize(map: &Tensor) -> Tensor {
     Tensor::stack(&channels, 0)
 }
 
-/// The input image (`[C, H, W]`, normalised) with the map blended over it at `alpha`.
-pub fn blend(image: &Tensor, map: &Tensor, norm: &Normalization, alpha: f64) -> Tensor {
+/// The input image (`[C, H, W]`, normalised) as RGB floats in [0, 1] (grey repeated).
+fn display_rgb(image: &Tensor, norm: &Normalization) -> Tensor {
     let pixels = norm
         .denormalize(&image.unsqueeze(0))
         .squeeze_dim(0)
         .to_kind(Kind::Float);
-    let rgb = if pixels.size()[0] == 1 {
+    if pixels.size()[0] == 1 {
         pixels.repeat([3, 1, 1])
     } else {
         pixels
-    };
-    (rgb * (1.0 - alpha) + colorize(map) * alpha).clamp(0.0, 1.0)
+    }
+}
+
+/// The input image (`[C, H, W]`, normalised) with the map blended over it at `alpha`.
+pub fn blend(image: &Tensor, map: &Tensor, norm: &Normalization, alpha: f64) -> Tensor {
+    (display_rgb(image, norm) * (1.0 - alpha) + colorize(map) * alpha).clamp(0.0, 1.0)
 }
 
 /// A grid: each input next to its overlay, captioned by the caller.
@@ -61,13 +65,7 @@ pub fn overlay_grid(
     let mut tiles = Vec::new();
     let mut texts = Vec::new();
     for i in 0..n {
-        let pixels = norm.denormalize(&images.get(i).unsqueeze(0)).squeeze_dim(0);
-        let rgb = if pixels.size()[0] == 1 {
-            pixels.repeat([3, 1, 1])
-        } else {
-            pixels
-        };
-        tiles.push(rgb.to_kind(Kind::Float));
+        tiles.push(display_rgb(&images.get(i), norm));
         tiles.push(blend(&images.get(i), &maps.get(i), norm, 0.5));
         texts.push(captions.get(i as usize).cloned().unwrap_or_default());
         texts.push("Grad-CAM".into());
