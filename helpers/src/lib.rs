@@ -18,6 +18,7 @@ pub mod fsx;
 pub mod log;
 pub mod metrics;
 pub mod models;
+pub mod monitor;
 pub mod plot;
 pub mod profile;
 pub mod proto;
@@ -27,6 +28,7 @@ pub mod run;
 pub mod sanity;
 pub mod sweep;
 pub mod train;
+pub mod weights;
 
 pub use error::{Error, Result};
 /// Re-exported so notebook cells need a single `:dep`.
