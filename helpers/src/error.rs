@@ -43,6 +43,14 @@ pub enum Error {
     /// A figure could not be drawn.
     #[error("plot `{what}`: {reason}")]
     Plot { what: String, reason: String },
+    /// A statistical test got fewer observations than it needs to say anything
+    /// (`got` is the smaller sample's size, or its total count for count data).
+    #[error("{test}: needs at least {needed} observations in each sample, got {got} — wait for more data before testing")]
+    TooFewSamples {
+        test: &'static str,
+        needed: usize,
+        got: usize,
+    },
     /// An error from libtorch.
     #[error(transparent)]
     Torch(#[from] tch::TchError),
