@@ -43,10 +43,29 @@ impl Predictions {
 
 /// Runs `model` in evaluation mode over every batch of `loader`.
 pub fn predict(model: &Model, loader: &Loader) -> Predictions {
+    let batches = loader.batches(0).map(|(x, y)| (model.forward_t(&x, false), y));
+    collect(batches)
+}
+
+/// Predictions of a linear probe from cached embeddings `[N, D]` with their labels.
+pub fn predict_embeddings(model: &Model, embeddings: &Tensor, labels: &[i64]) -> Predictions {
+    let n = labels.len() as i64;
+    let step = 4096;
+    let batches = (0..n).step_by(step as usize).map(|start| {
+        let len = step.min(n - start);
+        let x = embeddings.narrow(0, start, len);
+        let y = Tensor::from_slice(&labels[start as usize..(start + len) as usize])
+            .to_device(x.device());
+        (model.head_from_embedding(&x, false), y)
+    });
+    collect(batches)
+}
+
+/// Softmax, per-example loss and argmax of `(logits, labels)` batches, without gradients.
+fn collect(batches: impl Iterator<Item = (Tensor, Tensor)>) -> Predictions {
     let (mut probs, mut losses, mut labels) = (Vec::new(), Vec::new(), Vec::new());
     tch::no_grad(|| {
-        for (x, y) in loader.batches(0) {
-            let logits = model.forward_t(&x, false);
+        for (logits, y) in batches {
             let logp = logits.log_softmax(-1, Kind::Float);
             let loss = -logp.gather(1, &y.unsqueeze(1), false).squeeze_dim(1);
             losses.push(loss.to_device(tch::Device::Cpu));

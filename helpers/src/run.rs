@@ -51,6 +51,12 @@ pub struct Meta {
     pub config_hash: String,
     pub normalization: Normalization,
     pub num_parameters: i64,
+    /// Parameters that trained (fewer than `num_parameters` when layers were frozen).
+    #[serde(default)]
+    pub trainable_parameters: Option<i64>,
+    /// Seconds spent computing a linear probe's cached embeddings (not in `train_seconds`).
+    #[serde(default)]
+    pub embed_seconds: Option<f64>,
     pub train_seconds: f64,
     pub test_accuracy: Option<f64>,
     pub test_macro_f1: Option<f64>,

@@ -212,6 +212,7 @@ fn a_model_without_convolutions_has_no_automatic_target() -> Result<()> {
         input_shape: [1, 8, 8],
         num_classes: 4,
         channels_last: false,
+        trainable_from: 0,
     };
     let x = Tensor::zeros([1, 1, 8, 8], (Kind::Float, tch::Device::Cpu));
     let e = cam(&model, &x, None, None, CamMethod::GradCam)

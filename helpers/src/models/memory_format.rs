@@ -1,7 +1,7 @@
 //! Channels-last (NHWC) memory layout. tch 0.26 has no memory-format API, so we set the
 //! strides ourselves; libtorch's oneDNN convolutions, batch norm and pooling then run in
 //! NHWC, which is measurably faster on CPU (see environment.md).
-use super::{Layer, Model};
+use super::Model;
 use tch::Tensor;
 
 /// The same values as `x` (`[N, C, H, W]`), stored channels-last.
@@ -27,10 +27,11 @@ pub fn is_channels_last(x: &Tensor) -> bool {
 /// Re-lays every convolution weight of `model` out as channels-last, in place.
 pub fn convert_conv_weights(model: &Model) {
     tch::no_grad(|| {
-        for (_, layer) in &model.layers {
-            if let Layer::Conv(conv) = layer {
-                let mut ws = conv.ws.shallow_clone();
-                ws.set_data(&to_channels_last(&conv.ws));
+        // Every 4-D weight is a convolution kernel, inside blocks too.
+        for (_, var) in model.vs.variables() {
+            if var.dim() == 4 {
+                let mut ws = var.shallow_clone();
+                ws.set_data(&to_channels_last(&var));
             }
         }
     });

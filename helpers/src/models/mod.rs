@@ -1,13 +1,17 @@
 //! Models: a layer list ([`Layer`]) that runs, summarises itself and exposes its last
 //! convolutional block (for Grad-CAM), and the registry that builds one from config.
+pub mod blocks;
 pub mod cnn;
+pub mod efficientnet;
 pub mod layers;
 pub mod memory_format;
+pub mod resnet;
 pub mod summary;
 
 pub use layers::Layer;
 
-use crate::config::{Arch, ModelConfig};
+use crate::config::{Arch, Freeze, ModelConfig};
+use crate::data::Normalization;
 use crate::Result;
 use tch::{nn, Device, Tensor};
 
@@ -27,6 +31,9 @@ pub struct Model {
     /// Whether activations and conv weights use the channels-last (NHWC) layout,
     /// which oneDNN convolutions run faster on CPU.
     pub channels_last: bool,
+    /// Layers before this index are frozen: they run in evaluation mode (batch norm
+    /// keeps its statistics) and without gradients. 0 = everything trains.
+    pub trainable_from: usize,
 }
 
 impl Model {
@@ -64,15 +71,93 @@ impl Model {
         range: std::ops::RangeInclusive<usize>,
         train: bool,
     ) -> Tensor {
-        let mut x = if *range.start() == 0 && self.channels_last {
+        let (start, end) = (*range.start(), *range.end());
+        let mut x = if start == 0 && self.channels_last {
             memory_format::to_channels_last(xs)
         } else {
             xs.shallow_clone()
         };
-        for (_, layer) in self.layers.get(range).unwrap_or_default() {
+        // A frozen prefix needs no graph when the pass starts at the input; a pass that
+        // starts inside it (Grad-CAM's head part) must keep gradients w.r.t. its input.
+        let frozen_end = self.trainable_from.min(end + 1);
+        let mut next = start;
+        if start == 0 && frozen_end > 0 {
+            x = tch::no_grad(|| self.run_plain(&x, 0..frozen_end, false));
+            next = frozen_end;
+        }
+        for i in next..=end.min(self.layers.len().saturating_sub(1)) {
+            let frozen = i < self.trainable_from;
+            x = self.layers[i].1.forward_t(&x, train && !frozen);
+        }
+        x
+    }
+
+    fn run_plain(&self, xs: &Tensor, range: std::ops::Range<usize>, train: bool) -> Tensor {
+        let mut x = xs.shallow_clone();
+        for (_, layer) in &self.layers[range] {
             x = layer.forward_t(&x, train);
         }
         x
+    }
+
+    /// Output of the frozen prefix (evaluation mode, no gradients): what a linear probe
+    /// caches. With global average pooling right after the features, the pooled vector.
+    pub fn frozen_embedding(&self, xs: &Tensor) -> Tensor {
+        match self.trainable_from {
+            0 => xs.shallow_clone(),
+            n => self.run_layers(xs, 0..=n - 1, false),
+        }
+    }
+
+    /// Logits from a [`Model::frozen_embedding`] output.
+    pub fn head_from_embedding(&self, emb: &Tensor, train: bool) -> Tensor {
+        self.run_layers(emb, self.trainable_from..=self.layers.len() - 1, train)
+    }
+
+    /// True when only layers after the features train, so embeddings can be cached.
+    pub fn is_linear_probe(&self) -> bool {
+        self.trainable_from > self.features_end
+    }
+
+    /// Records the data loaders' normalisation in the input adapter (ImageNet
+    /// architectures); other models ignore it.
+    pub fn set_input_stats(&self, norm: &Normalization) {
+        for (_, layer) in &self.layers {
+            if let Layer::Adapt(a) = layer {
+                a.set_data_stats(norm);
+            }
+        }
+    }
+
+    /// Names of the classifier's layers (after the features), whose weights a
+    /// pretrained checkpoint for another class count cannot fill.
+    pub fn head_layer_names(&self) -> Vec<&str> {
+        self.layers[self.features_end + 1..]
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect()
+    }
+
+    /// Freezes the layers before `index`: no gradients, batch norm in eval mode.
+    pub fn freeze_before(&mut self, index: usize) {
+        self.trainable_from = index;
+        let frozen: Vec<&str> = self.layers[..index].iter().map(|(n, _)| n.as_str()).collect();
+        for (name, var) in self.vs.variables() {
+            let in_frozen = frozen
+                .iter()
+                .any(|l| name == *l || name.starts_with(&format!("{l}.")));
+            if in_frozen {
+                let _ = var.shallow_clone().set_requires_grad(false);
+            }
+        }
+    }
+
+    /// Number of parameters that train (after freezing).
+    pub fn num_trainable(&self) -> i64 {
+        self.trainable_named()
+            .iter()
+            .map(|(_, t)| t.numel() as i64)
+            .sum()
     }
 
     /// Trainable tensors with their names, sorted by name (a stable order, e.g. for
@@ -112,22 +197,72 @@ pub fn build(
     device: Device,
 ) -> Result<Model> {
     let vs = nn::VarStore::new(device);
+    let root = vs.root();
+    let [channels, size] = [input_shape[0], cfg.input_size];
     let (layers, features_end) = match cfg.arch {
-        Arch::Cnn => cnn::layers(&vs.root(), cfg, input_shape, num_classes),
-        Arch::ReferenceCnn => cnn::reference_layers(&vs.root(), input_shape[0], num_classes),
+        Arch::Cnn => cnn::layers(&root, cfg, input_shape, num_classes),
+        Arch::ReferenceCnn => cnn::reference_layers(&root, channels, num_classes),
+        Arch::EfficientnetLite0 => {
+            efficientnet::layers(&root, channels, size, num_classes, cfg.dropout)
+        }
+        Arch::Resnet18 | Arch::Resnet18Cifar => {
+            let stem = match cfg.arch {
+                Arch::Resnet18 => resnet::Stem::ImageNet,
+                _ => resnet::Stem::Cifar,
+            };
+            resnet::layers(&root, channels, size, num_classes, cfg.dropout, stem)
+        }
     };
+    if cfg.arch.is_imagenet() && ![1, 3].contains(&channels) {
+        return Err(crate::Error::config(
+            "model.arch",
+            format!("ImageNet architectures read grey or RGB images, not {channels} channels"),
+        ));
+    }
     // Channels-last pays off for oneDNN on CPU; CUDA kernels prefer the default layout here.
     let channels_last = device == Device::Cpu;
-    let model = Model {
+    let mut model = Model {
         vs,
         layers,
         features_end,
         input_shape,
         num_classes,
         channels_last,
+        trainable_from: 0,
     };
+    if !cfg.weights.is_empty() {
+        crate::weights::load_pretrained(&model, &cfg.weights)?;
+    }
+    apply_freeze(&mut model, cfg);
     if channels_last {
         memory_format::convert_conv_weights(&model);
     }
     Ok(model)
+}
+
+/// Freezes what `cfg.freeze` asks: nothing, the whole backbone (up to and including
+/// the pooling after the features), or all but the last `unfreeze_blocks` blocks.
+fn apply_freeze(model: &mut Model, cfg: &ModelConfig) {
+    let index = match cfg.freeze {
+        Freeze::None => 0,
+        Freeze::Backbone => {
+            let after = model.features_end + 1;
+            match model.layers.get(after) {
+                Some((_, Layer::GlobalAvgPool)) => after + 1,
+                _ => after,
+            }
+        }
+        Freeze::Partial => {
+            let blocks: Vec<usize> = model
+                .layers
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, l))| matches!(l, Layer::MbConv(_) | Layer::BasicBlock(_)))
+                .map(|(i, _)| i)
+                .collect();
+            let n = cfg.unfreeze_blocks.min(blocks.len());
+            blocks.get(blocks.len() - n).copied().unwrap_or(0)
+        }
+    };
+    model.freeze_before(index);
 }

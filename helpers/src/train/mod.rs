@@ -3,6 +3,7 @@ pub mod checkpoint;
 pub mod history;
 pub mod lr_find;
 pub mod optim;
+pub mod probe;
 pub mod progress;
 pub mod schedule;
 pub mod trained_run;

@@ -1,12 +1,13 @@
 //! The training loop: seeded, checkpointed every epoch, resumable bit for bit, stopped
 //! by a NaN guard or early stopping, ending with the best weights restored and evaluated.
 use super::checkpoint::{self, read_tensors, write_tensors};
+use super::probe::{self, EmbeddingCache};
 use super::{
     EpochRecord, History, Optimizer, PrintEpochs, Progress, Schedule, StepInfo, TrainedRun,
 };
 use crate::config::RunConfig;
 use crate::data::{DataLoaders, Dataset, Loader, Split};
-use crate::evaluate::predict;
+use crate::evaluate::{predict, predict_embeddings};
 use crate::log::{EventWriter, HParam};
 use crate::metrics::Metrics;
 use crate::models::{self, Model};
@@ -136,7 +137,22 @@ pub fn fit_with(
         data.num_classes() as i64,
         device,
     )?;
+    model.set_input_stats(&loaders.norm);
     let mut opt = Optimizer::new(&cfg.train, model.trainable_named());
+    scale_backbone_lr(&mut opt, &model, cfg.model.backbone_lr_scale);
+    let cache = if model.is_linear_probe() && !loaders.train.augments() {
+        progress.on_message("linear probe: embedding every split once with the frozen backbone");
+        let cache = probe::embeddings(&opts.root, cfg, data, &model, &loaders)?;
+        progress.on_message(&format!(
+            "embeddings {:?} ({}, {:.1} s to compute)",
+            cache.train.size(),
+            if cache.reused { "cached" } else { "computed now" },
+            cache.seconds
+        ));
+        Some(cache)
+    } else {
+        None
+    };
     let mut state = match start {
         Start::Resume => resume_state(&run, &model, &mut opt, progress)?,
         _ => {
@@ -150,6 +166,7 @@ pub fn fit_with(
         run: &run,
         model: &model,
         loaders: &loaders,
+        cache: cache.as_ref(),
     };
     train_epochs(&ctx, &mut opt, &mut state, opts.stop_after_epochs, progress)?;
     if state.epochs_done < cfg.train.epochs && !state.stopped_early {
@@ -165,6 +182,54 @@ struct Ctx<'a> {
     run: &'a RunDir,
     model: &'a Model,
     loaders: &'a DataLoaders,
+    /// Embeddings of a linear probe, when the frozen backbone's outputs are cached.
+    cache: Option<&'a EmbeddingCache>,
+}
+
+impl Ctx<'_> {
+    /// Predictions on the validation or test split, from cached embeddings if any.
+    fn predict_split(&self, test: bool) -> crate::evaluate::Predictions {
+        let loader = if test { &self.loaders.test } else { &self.loaders.val };
+        match self.cache {
+            Some(c) => {
+                let emb = if test { &c.test } else { &c.val };
+                predict_embeddings(self.model, emb, loader.labels())
+            }
+            None => predict(self.model, loader),
+        }
+    }
+
+    /// One training batch's logits (with gradients) and labels.
+    fn training_batches(&self, epoch: usize) -> Box<dyn Iterator<Item = (Tensor, Tensor)> + '_> {
+        let loader = &self.loaders.train;
+        match self.cache {
+            Some(c) => Box::new(loader.batch_indices(epoch).into_iter().map(move |idx| {
+                let pos: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+                let pos = Tensor::from_slice(&pos).to_device(c.train.device());
+                let labels: Vec<i64> = idx.iter().map(|&i| loader.labels()[i]).collect();
+                let y = Tensor::from_slice(&labels).to_device(c.train.device());
+                (c.train.index_select(0, &pos), y)
+            })),
+            None => Box::new(loader.batches(epoch)),
+        }
+    }
+
+    fn forward_train(&self, x: &Tensor) -> Tensor {
+        match self.cache {
+            Some(_) => self.model.head_from_embedding(x, true),
+            None => self.model.forward_t(x, true),
+        }
+    }
+}
+
+/// Applies `scale` to the learning rate of every trainable weight outside the classifier.
+fn scale_backbone_lr(opt: &mut Optimizer, model: &Model, scale: f64) {
+    if scale == 1.0 {
+        return;
+    }
+    for (name, _) in &model.layers[..=model.features_end] {
+        opt.set_lr_scale(&format!("{name}."), scale);
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -305,7 +370,7 @@ fn train_epochs(
             }
         };
         let train_secs = started.elapsed().as_secs_f64();
-        let val = predict(ctx.model, &ctx.loaders.val);
+        let val = ctx.predict_split(false);
         let record = EpochRecord {
             epoch: epoch + 1,
             train_loss,
@@ -408,10 +473,10 @@ fn train_one_epoch(
     let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0, 0i64, 0usize, 0.0);
     let started = Instant::now();
     let steps = loader.num_batches();
-    for (step, (x, y)) in loader.batches(state.epochs_done).enumerate() {
+    for (step, (x, y)) in ctx.training_batches(state.epochs_done).enumerate() {
         lr = state.schedule.lr(state.global_step);
         opt.zero_grad();
-        let logits = ctx.model.forward_t(&x, true);
+        let logits = ctx.forward_train(&x);
         let loss = logits.cross_entropy_loss::<Tensor>(
             &y,
             None,
@@ -480,6 +545,8 @@ fn base_meta(ctx: &Ctx, state: &LoopState, status: Status) -> Meta {
         config_hash: ctx.cfg.hash(),
         normalization: ctx.loaders.norm.clone(),
         num_parameters: ctx.model.num_parameters(),
+        trainable_parameters: Some(ctx.model.num_trainable()),
+        embed_seconds: ctx.cache.map(|c| c.seconds),
         train_seconds: state.train_seconds,
         test_accuracy: None,
         test_macro_f1: None,
@@ -496,7 +563,7 @@ fn write_progress(ctx: &Ctx, state: &LoopState) -> Result<()> {
 /// Restores the best weights, evaluates them on the test set, writes the report files.
 fn finish(ctx: Ctx, state: &LoopState, data: &Dataset) -> Result<TrainedRun> {
     checkpoint::load_model(ctx.model, &ctx.run.best_checkpoint())?;
-    let preds = predict(ctx.model, &ctx.loaders.test);
+    let preds = ctx.predict_split(true);
     let test = preds.metrics(&data.classes);
     ctx.run.write_metrics(&test)?;
     let mut meta = base_meta(&ctx, state, Status::Finished);

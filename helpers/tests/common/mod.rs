@@ -70,6 +70,7 @@ pub fn tiny_config(name: &str) -> RunConfig {
             head: Head::Flatten,
             batch_norm: true,
             dropout: 0.1,
+            ..ModelConfig::default()
         },
         train: TrainConfig {
             epochs: 3,

@@ -140,3 +140,58 @@ fn bench_eval(model: &models::Model, loaders: &DataLoaders) -> f64 {
         images as f64 / started.elapsed().as_secs_f64()
     })
 }
+
+#[derive(Args)]
+pub struct BenchEmbedArgs {
+    /// Side of the resized input images.
+    #[arg(long, default_value_t = 64)]
+    input_size: i64,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Test images embedded per round (after one warm-up batch).
+    #[arg(long, default_value_t = 2048)]
+    images: usize,
+    /// libtorch threads.
+    #[arg(long, default_value_t = 2)]
+    threads: i32,
+}
+
+/// EfficientNet-Lite0 embeddings of Fashion-MNIST test images (grey → RGB, resized,
+/// ImageNet-normalised inside the model), timed the way the linear probe runs them.
+pub fn run_embed(args: BenchEmbedArgs) -> Result<()> {
+    tch::set_num_threads(args.threads);
+    let data = fashion_mnist::load(fashion_mnist::DEFAULT_DIR)?;
+    let mut cfg = RunConfig::default();
+    cfg.model.arch = Arch::EfficientnetLite0;
+    cfg.model.weights = "efficientnet-lite0".into();
+    cfg.model.input_size = args.input_size;
+    cfg.model.freeze = helpers::config::Freeze::Backbone;
+    let loaders = DataLoaders::new(
+        &data,
+        &cfg.data,
+        args.batch_size,
+        args.batch_size,
+        cfg.seed,
+        tch::Device::Cpu,
+    );
+    let model = models::build(&cfg.model, data.image_shape(), 10, tch::Device::Cpu)?;
+    model.set_input_stats(&loaders.norm);
+    let n = args.images.min(loaders.test.len());
+    let idx: Vec<usize> = (0..n).collect();
+    let batches: Vec<Tensor> = idx
+        .chunks(args.batch_size)
+        .map(|c| loaders.test.normalized(c))
+        .collect();
+    let _ = model.frozen_embedding(&batches[0]);
+    let started = Instant::now();
+    for x in &batches {
+        let _ = model.frozen_embedding(x).sum(Kind::Float).double_value(&[]);
+    }
+    let ips = n as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "lab embed img/s {ips:.1} (EfficientNet-Lite0, {0}×{0}, batch {1}, {2} threads, channels_last)",
+        args.input_size, args.batch_size, args.threads
+    );
+    Ok(())
+}

@@ -78,6 +78,7 @@ pub fn lr_find(args: LrFindArgs) -> Result<()> {
         data.num_classes() as i64,
         cfg.device(),
     )?;
+    model.set_input_stats(&loaders.norm);
     let found = train::lr_find(
         &model,
         &loaders.train,

@@ -36,6 +36,9 @@ enum Command {
     },
     /// Throughput benchmarks (images/s), to compare with scripts/bench_pytorch.py.
     Bench(bench::BenchArgs),
+    /// Embedding throughput (images/s) of a pretrained backbone, as a linear probe
+    /// computes it; compare with scripts/bench_embed_pytorch.py.
+    BenchEmbed(bench::BenchEmbedArgs),
     /// Learning-rate range test: prints the suggestions, writes the curve as SVG.
     LrFind(experiments::LrFindArgs),
     /// Train every point of the config's [grid] (finished points are reused).
@@ -105,6 +108,7 @@ fn main() -> Result<()> {
         Command::Train(args) => train_cmd(args)?,
         Command::Evaluate { run } => evaluate_cmd(&run)?,
         Command::Bench(args) => bench::run(args)?,
+        Command::BenchEmbed(args) => bench::run_embed(args)?,
         Command::LrFind(args) => experiments::lr_find(args)?,
         Command::Grid(args) => experiments::grid(args)?,
         Command::Ablate(args) => experiments::ablate(args)?,
