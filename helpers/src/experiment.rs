@@ -139,6 +139,35 @@ fn metric_columns(runs: &[RunSummary]) -> Vec<Column> {
     ]
 }
 
+/// The final comparison of different models on the same split and epochs: test
+/// accuracy and macro-F1, best validation accuracy, wall time (a linear probe's
+/// embedding time shown apart and included in the total), parameters in all and trained.
+pub fn comparison_table(runs: &[RunSummary]) -> Result<Table> {
+    let embed = |r: &RunSummary| r.meta.embed_seconds.unwrap_or(0.0);
+    let col = |name: &str, f: &dyn Fn(&RunSummary) -> f64| {
+        Column::new(name.into(), runs.iter().map(f).collect::<Vec<_>>())
+    };
+    let count = |name: &str, f: &dyn Fn(&RunSummary) -> i64| {
+        Column::new(name.into(), runs.iter().map(f).collect::<Vec<_>>())
+    };
+    Table::from_columns(
+        "Model comparison (same split, same epochs; sorted by validation accuracy)",
+        vec![
+            Column::new("run".into(), runs.iter().map(|r| r.name.clone()).collect::<Vec<_>>()),
+            col("best val acc", &|r| r.meta.best_val_accuracy),
+            col("test acc", &|r| r.test.accuracy),
+            col("test macro-F1", &|r| r.test.macro_avg.f1),
+            col("embed s", &embed),
+            col("total s", &|r| r.meta.train_seconds + embed(r)),
+            count("params", &|r| r.meta.num_parameters),
+            count("trained params", &|r| {
+                r.meta.trainable_parameters.unwrap_or(r.meta.num_parameters)
+            }),
+        ],
+    )?
+    .sorted_by("best val acc", true)
+}
+
 /// One row per ablation variant (runs grouped by label): mean ± std of test accuracy
 /// over seeds, and the change against the `base` variant.
 pub fn ablation_table(runs: &[RunSummary]) -> Result<Table> {

@@ -69,6 +69,10 @@ impl Profile {
                 cfg.train.epochs = cfg.train.epochs.min(2);
                 cfg.data.train_limit = 3000;
                 cfg.data.test_limit = 1000;
+                // Pretrained backbones cost most at large inputs; 32 px keeps CI short.
+                if cfg.model.input_size > 32 {
+                    cfg.model.input_size = 32;
+                }
             }
             Profile::Full => {
                 cfg.name = format!("{}-full", cfg.name);

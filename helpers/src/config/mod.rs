@@ -51,6 +51,13 @@ pub struct DataConfig {
     /// Use only the first this many test examples; 0 = all.
     pub test_limit: usize,
     pub augment: AugmentConfig,
+    /// `image_folder` only: side every image is resized to.
+    pub image_size: u32,
+    /// `image_folder` only: 1 (grey) or 3 (RGB; alpha dropped).
+    pub channels: usize,
+    /// `image_folder` only: skip unreadable files and empty class folders (counted and
+    /// listed) instead of stopping at them.
+    pub skip_bad_files: bool,
 }
 
 /// Label-preserving augmentation of training batches.
@@ -225,6 +232,9 @@ impl Default for DataConfig {
             train_limit: 0,
             test_limit: 0,
             augment: AugmentConfig::default(),
+            image_size: 64,
+            channels: 3,
+            skip_bad_files: false,
         }
     }
 }

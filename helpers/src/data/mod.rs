@@ -8,6 +8,44 @@ pub mod loader;
 pub mod split;
 
 pub use card::DataCard;
+
+use crate::config::DataConfig;
+use crate::Error;
+
+/// Dataset names `data.dataset` accepts.
+pub const KNOWN_DATASETS: [&str; 2] = ["fashion_mnist", "image_folder"];
+
+/// Loads the dataset a config names from `data.dir`. `image_folder` reads
+/// `dir/train/<class>/…` and `dir/test/<class>/…`, or `dir/<class>/…` with a stratified
+/// fifth held out as the test set (seeded by `seed`); skipped files are reported on
+/// stderr with their count.
+pub fn load(cfg: &DataConfig, seed: u64) -> crate::Result<Dataset> {
+    match cfg.dataset.as_str() {
+        "fashion_mnist" => fashion_mnist::load(&cfg.dir),
+        "image_folder" => {
+            let opts = image_folder::ImageFolderOptions {
+                size: (cfg.image_size, cfg.image_size),
+                channels: cfg.channels,
+                skip_bad: cfg.skip_bad_files,
+            };
+            let (data, skipped) = image_folder::load(&cfg.dir, &opts, 0.2, seed)?;
+            if !skipped.is_empty() {
+                eprintln!("{}: skipped {} files:", cfg.dir.display(), skipped.len());
+                for (path, why) in skipped.iter().take(20) {
+                    eprintln!("  {}: {why}", path.display());
+                }
+            }
+            Ok(data)
+        }
+        other => Err(Error::config(
+            "data.dataset",
+            format!(
+                "unknown dataset `{other}`; known: {}",
+                KNOWN_DATASETS.join(", ")
+            ),
+        )),
+    }
+}
 pub use loader::{DataLoaders, Loader, Normalization};
 pub use split::Split;
 

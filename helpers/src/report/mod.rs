@@ -5,6 +5,24 @@ pub mod table;
 pub use env::{versions, Versions};
 pub use table::Table;
 
+/// A paragraph of Markdown computed from results, so numbers in the report's prose come
+/// from the runs instead of being typed; Jupyter renders it like a Markdown cell.
+#[derive(Debug, Clone)]
+pub struct Markdown(pub String);
+
+impl Markdown {
+    /// Jupyter's rich display (evcxr protocol).
+    pub fn evcxr_display(&self) {
+        evcxr_emit("text/markdown", &self.0);
+    }
+}
+
+impl std::fmt::Display for Markdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Escapes text for HTML and SVG.
 pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;")

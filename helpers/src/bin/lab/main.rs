@@ -3,11 +3,12 @@
 mod bench;
 mod experiments;
 mod explain;
+mod monitor;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use helpers::config::RunConfig;
-use helpers::data::{fashion_mnist, Dataset};
+use helpers::data::Dataset;
 use helpers::profile::Profile;
 use helpers::report::versions;
 use helpers::train::{self, Existing, FitOptions, Progress, StepInfo, TrainedRun};
@@ -56,6 +57,10 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Drift tests (KS, MMD, χ²) of a simulated shift, or the whole detection experiment.
+    Drift(monitor::DriftArgs),
+    /// Fine-tune on shifted data and promote the candidate only if it passes the gate.
+    Retrain(monitor::RetrainArgs),
 }
 
 #[derive(clap::Args)]
@@ -114,6 +119,8 @@ fn main() -> Result<()> {
         Command::Ablate(args) => experiments::ablate(args)?,
         Command::Explain(args) => explain::explain(args)?,
         Command::Export { run, out } => export_cmd(&run, &out)?,
+        Command::Drift(args) => monitor::drift_cmd(args)?,
+        Command::Retrain(args) => monitor::retrain_cmd(args)?,
     }
     Ok(())
 }
@@ -175,12 +182,7 @@ fn config_with_overrides(args: &TrainArgs) -> Result<RunConfig> {
 }
 
 pub(crate) fn load_data(cfg: &RunConfig) -> Result<Dataset> {
-    match cfg.data.dataset.as_str() {
-        "fashion_mnist" => Ok(fashion_mnist::load(&cfg.data.dir)?),
-        other => anyhow::bail!(
-            "config key `data.dataset`: unknown dataset `{other}`; allowed: fashion_mnist"
-        ),
-    }
+    Ok(helpers::data::load(&cfg.data, cfg.seed)?)
 }
 
 fn evaluate_cmd(run: &Path) -> Result<()> {
