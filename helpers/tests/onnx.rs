@@ -1,9 +1,11 @@
 //! ONNX export checked by the real tools from the setup venv: the ONNX checker and
-//! ONNX Runtime, whose logits must equal tch's within 1e-4.
+//! ONNX Runtime, whose logits must equal tch's within 1e-4 — for the scratch CNNs,
+//! pretrained EfficientNet-Lite0 (grey 28×28 resized to 64×64) and ResNet-18 (both stems).
 mod common;
 
 use common::{serial, synth_dataset, tiny_config};
-use helpers::config::{Arch, Head};
+use helpers::config::{Arch, Head, ModelConfig};
+use helpers::data::Normalization;
 use helpers::explain::npy;
 use helpers::{deploy, models, Result};
 use std::path::PathBuf;
@@ -98,4 +100,87 @@ fn exported_scratch_cnns_match_tch_in_onnx_runtime() -> Result<()> {
     let text = check(&trained_like(&cfg)?, 2)?;
     assert!(text.contains("GlobalAveragePool"), "{text}");
     Ok(())
+}
+
+/// A registry model for `[c, h, w]` inputs with non-trivial batch-norm statistics and
+/// dataset normalisation, so folding and the input adapter are exercised.
+fn registry_model(cfg: &ModelConfig, shape: [i64; 3], classes: i64) -> Result<models::Model> {
+    tch::manual_seed(11);
+    let model = models::build(cfg, shape, classes, tch::Device::Cpu)?;
+    let channels = shape[0] as usize;
+    model.set_input_stats(&Normalization {
+        mean: vec![0.3; channels],
+        std: vec![0.35; channels],
+    });
+    if cfg.weights.is_empty() {
+        tch::no_grad(|| {
+            for (name, t) in model.vs.variables() {
+                let like = (Kind::Float, tch::Device::Cpu);
+                if name.ends_with("running_mean") {
+                    t.shallow_clone()
+                        .copy_(&(Tensor::randn(t.size(), like) * 0.1));
+                }
+                if name.ends_with("running_var") {
+                    t.shallow_clone()
+                        .copy_(&(Tensor::rand(t.size(), like) + 0.5));
+                }
+            }
+        });
+    }
+    Ok(model)
+}
+
+#[test]
+fn exported_efficientnet_lite0_matches_tch_in_onnx_runtime() -> Result<()> {
+    let _guard = serial();
+    let cfg = ModelConfig {
+        arch: Arch::EfficientnetLite0,
+        weights: "efficientnet-lite0".into(),
+        input_size: 64,
+        dropout: 0.2,
+        ..ModelConfig::default()
+    };
+    let text = check(&registry_model(&cfg, [1, 28, 28], 10)?, 3)?;
+    for op in ["'Resize'", "'Clip'", "'Add'", "'Conv'", "'Gemm'"] {
+        assert!(text.contains(op), "{op} missing: {text}");
+    }
+    Ok(())
+}
+
+#[test]
+fn exported_resnet18_matches_tch_in_onnx_runtime() -> Result<()> {
+    let _guard = serial();
+    let mut cfg = ModelConfig {
+        arch: Arch::Resnet18,
+        input_size: 0,
+        ..ModelConfig::default()
+    };
+    let text = check(&registry_model(&cfg, [3, 32, 32], 10)?, 2)?;
+    assert!(
+        text.contains("'MaxPool'") && !text.contains("'Resize'"),
+        "{text}"
+    );
+    cfg.arch = Arch::Resnet18Cifar;
+    check(&registry_model(&cfg, [3, 32, 32], 10)?, 2)?;
+    Ok(())
+}
+
+#[test]
+fn a_layer_that_cannot_export_is_named() {
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let fc = tch::nn::linear(vs.root() / "fc", 16, 2, Default::default());
+    let model = models::Model {
+        layers: vec![("fc".into(), models::Layer::Linear(fc))],
+        vs,
+        features_end: 0,
+        input_shape: [1, 4, 4],
+        num_classes: 2,
+        channels_last: false,
+        trainable_from: 0,
+    };
+    let err = deploy::to_onnx_bytes(&model).unwrap_err().to_string();
+    assert!(
+        err.contains("`fc`") && err.contains("no ONNX export"),
+        "{err}"
+    );
 }

@@ -1,19 +1,28 @@
 //! ONNX export of the layer-list models (opset 17, dynamic batch dimension), written
-//! from Rust — libtorch's C++ API has no exporter. Batch norm is folded into the
-//! preceding convolution and dropout is dropped, as for inference. The protobuf
-//! messages follow onnx/onnx.proto3 (field numbers in the comments).
+//! from Rust — libtorch's C++ API has no exporter. Every registry model exports: the
+//! scratch CNNs, EfficientNet-Lite0 (TensorFlow-"SAME" convolutions as explicit
+//! asymmetric pads, ReLU6 as `Clip`, MBConv blocks) and ResNet-18 (basic blocks, the
+//! padded max-pool), with the ImageNet input adapter as `Resize` plus one per-channel
+//! affine map. Batch norm is folded into the preceding convolution (in f64, with each
+//! layer's own epsilon), dropout and drop-connect are dropped, as for inference.
+//!
+//! The graph has a fixed `C×H×W` (the model's input shape) and a symbolic batch, so
+//! spatial sizes — and hence "SAME" padding — are tracked layer by layer at export
+//! time. The protobuf messages follow onnx/onnx.proto3 (field numbers in comments).
+use crate::models::blocks::{
+    BasicBlock, InputAdapter, MbConv, SameConv, IMAGENET_MEAN, IMAGENET_STD,
+};
 use crate::models::{Layer, Model};
 use crate::proto::{put_bytes, put_packed_i64, put_str, put_varint_field};
 use crate::{fsx, Error, Result};
 use std::path::Path;
-use tch::{Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 const OPSET: u64 = 17;
 /// IR version 8 goes with opset 17.
 const IR_VERSION: u64 = 8;
-/// tch's default batch-norm epsilon, which every registry model uses.
-const BN_EPS: f64 = 1e-5;
 const FLOAT: u64 = 1; // TensorProto.DataType.FLOAT
+const INT64: u64 = 7; // TensorProto.DataType.INT64
 
 /// Writes `model` as an ONNX file at `path`, atomically.
 pub fn export(model: &Model, path: &Path) -> Result<()> {
@@ -21,77 +30,261 @@ pub fn export(model: &Model, path: &Path) -> Result<()> {
 }
 
 /// The serialised ONNX model. The input is `input` `[batch, C, H, W]` (normalised as for
-/// training), the output `logits` `[batch, classes]`.
+/// training), the output `logits` `[batch, classes]`. A layer the exporter cannot
+/// translate gives an error naming it.
 pub fn to_onnx_bytes(model: &Model) -> Result<Vec<u8>> {
-    let mut graph = GraphBuilder::default();
-    let mut current = "input".to_string();
-    let mut layers = model.layers.iter().peekable();
-    while let Some((name, layer)) = layers.next() {
-        current = match layer {
-            Layer::Conv(conv) => {
-                let bn = match layers.peek() {
-                    Some((_, Layer::BatchNorm(bn))) => {
-                        layers.next();
-                        Some(bn)
-                    }
-                    _ => None,
-                };
-                graph.conv(name, &current, conv, bn)?
-            }
-            Layer::BatchNorm(_) => {
-                return Err(Error::config(
-                    name.clone(),
-                    "BatchNorm not directly after a convolution cannot be folded for export",
-                ))
-            }
-            Layer::Relu => graph.node("Relu", name, &[&current], vec![]),
-            Layer::MaxPool(k) => graph.node(
-                "MaxPool",
-                name,
-                &[&current],
-                vec![ints("kernel_shape", &[*k, *k]), ints("strides", &[*k, *k])],
-            ),
-            Layer::GlobalAvgPool => {
-                let pooled = graph.node("GlobalAveragePool", name, &[&current], vec![]);
-                graph.node(
-                    "Flatten",
-                    &format!("{name}.flatten"),
-                    &[&pooled],
-                    vec![int("axis", 1)],
-                )
-            }
-            Layer::Flatten => graph.node("Flatten", name, &[&current], vec![int("axis", 1)]),
-            Layer::Dropout(_) => current, // identity at inference
-            Layer::Linear(lin) => {
-                let w = graph.initializer(&format!("{name}.weight"), &lin.ws)?;
-                let b = match &lin.bs {
-                    Some(b) => graph.initializer(&format!("{name}.bias"), b)?,
-                    None => graph.initializer(
-                        &format!("{name}.bias"),
-                        &Tensor::zeros([lin.ws.size()[0]], (Kind::Float, tch::Device::Cpu)),
-                    )?,
-                };
-                graph.node("Gemm", name, &[&current, &w, &b], vec![int("transB", 1)])
-            }
-            other => {
-                return Err(Error::config(
-                    name.clone(),
-                    format!("layer `{}` has no ONNX export", other.kind()),
-                ))
-            }
+    tch::no_grad(|| {
+        let mut graph = GraphBuilder::default();
+        let [c, h, w] = model.input_shape;
+        let mut x = Value {
+            name: "input".into(),
+            channels: c,
+            size: Some([h, w]),
         };
+        let mut layers = model.layers.iter().peekable();
+        while let Some((name, layer)) = layers.next() {
+            // A batch norm right after a convolution folds into it.
+            let bn = match (layer, layers.peek()) {
+                (Layer::Conv(_) | Layer::SameConv(_), Some((_, Layer::BatchNorm(bn)))) => {
+                    layers.next();
+                    Some(bn)
+                }
+                _ => None,
+            };
+            x = graph.layer(name, layer, bn, x)?;
+        }
+        Ok(graph.finish(&x.name, model.input_shape, model.num_classes))
+    })
+}
+
+/// A tensor flowing through the graph: its name and per-sample shape.
+#[derive(Debug, Clone)]
+struct Value {
+    name: String,
+    channels: i64,
+    /// `[H, W]` of a `[N, C, H, W]` tensor; `None` once flattened to `[N, C]`.
+    size: Option<[i64; 2]>,
+}
+
+impl Value {
+    /// The same shape under another name (element-wise ops).
+    fn renamed(&self, name: String) -> Value {
+        Value {
+            name,
+            ..self.clone()
+        }
     }
-    let [c, h, w] = model.input_shape;
-    Ok(graph.finish(&current, [c, h, w], model.num_classes))
+
+    /// `[H, W]`, or an error naming `layer` when the tensor is already flat.
+    fn spatial(&self, layer: &str) -> Result<[i64; 2]> {
+        self.size.ok_or_else(|| {
+            Error::config(
+                layer,
+                "expects [N, C, H, W] input but follows a flatten; no ONNX export",
+            )
+        })
+    }
+}
+
+fn unsupported(layer: &str, what: impl std::fmt::Display) -> Error {
+    Error::config(layer, format!("{what} has no ONNX export"))
+}
+
+/// A convolution's weights and geometry, whichever layer type holds it.
+struct ConvParts<'a> {
+    ws: &'a Tensor,
+    bs: Option<&'a Tensor>,
+    stride: [i64; 2],
+    /// ONNX order: top, left, bottom, right.
+    pads: [i64; 4],
+    dilation: [i64; 2],
+    groups: i64,
+}
+
+impl<'a> ConvParts<'a> {
+    /// A tch convolution with symmetric zero padding.
+    fn of_nn(layer: &str, conv: &'a nn::Conv2D) -> Result<ConvParts<'a>> {
+        let debug = format!("{conv:?}");
+        let bad = || unsupported(layer, "a convolution whose config tch does not show");
+        let pair = |key| {
+            debug_field(&debug, key)
+                .and_then(parse_pair)
+                .ok_or_else(bad)
+        };
+        let (stride, padding, dilation) = (pair("stride")?, pair("padding")?, pair("dilation")?);
+        let groups = debug_field(&debug, "groups")
+            .and_then(|g| g.parse().ok())
+            .ok_or_else(bad)?;
+        if debug_field(&debug, "padding_mode") != Some("Zeros") {
+            return Err(unsupported(
+                layer,
+                "a convolution with non-zero padding mode",
+            ));
+        }
+        Ok(ConvParts {
+            ws: &conv.ws,
+            bs: conv.bs.as_ref(),
+            stride,
+            pads: [padding[0], padding[1], padding[0], padding[1]],
+            dilation,
+            groups,
+        })
+    }
+
+    /// A "SAME" convolution on `[h, w]` inputs: the odd padding pixel goes bottom/right,
+    /// as in [`SameConv::forward`].
+    fn same(conv: &'a SameConv, [h, w]: [i64; 2]) -> ConvParts<'a> {
+        let k = conv.ws.size();
+        let total = |size: i64, kernel: i64| {
+            let out = (size + conv.stride - 1) / conv.stride;
+            ((out - 1) * conv.stride + kernel - size).max(0)
+        };
+        let (ph, pw) = (total(h, k[2]), total(w, k[3]));
+        ConvParts {
+            ws: &conv.ws,
+            bs: conv.bs.as_ref(),
+            stride: [conv.stride, conv.stride],
+            pads: [ph / 2, pw / 2, ph - ph / 2, pw - pw / 2],
+            dilation: [1, 1],
+            groups: conv.groups,
+        }
+    }
+
+    /// Output `[H, W]` for an input of `[h, w]`.
+    fn output_size(&self, [h, w]: [i64; 2]) -> [i64; 2] {
+        let k = self.ws.size();
+        let out = |size: i64, axis: usize| {
+            let padded = size + self.pads[axis] + self.pads[axis + 2];
+            (padded - self.dilation[axis] * (k[2 + axis] - 1) - 1) / self.stride[axis] + 1
+        };
+        [out(h, 0), out(w, 1)]
+    }
+}
+
+/// tch keeps `nn::Conv2D`'s and `nn::BatchNorm`'s configs private: their `Debug` text is
+/// the only public view of stride, padding, groups and epsilon. tch is pinned to one
+/// version, and the unit tests below fail if that text changes.
+fn debug_field<'d>(debug: &'d str, key: &str) -> Option<&'d str> {
+    let config = &debug[debug.find("config: ")?..];
+    let start = config.find(&format!(" {key}: "))? + key.len() + 3;
+    let rest = &config[start..];
+    let end = if rest.starts_with('[') {
+        rest.find(']')? + 1
+    } else {
+        rest.find([',', ' ', '}'])?
+    };
+    Some(&rest[..end])
+}
+
+/// `[a, b]` → `[a, b]`.
+fn parse_pair(text: &str) -> Option<[i64; 2]> {
+    let inner = text.strip_prefix('[')?.strip_suffix(']')?;
+    let mut parts = inner.split(',').map(|p| p.trim().parse::<i64>());
+    let pair = [parts.next()?.ok()?, parts.next()?.ok()?];
+    parts.next().is_none().then_some(pair)
+}
+
+/// The epsilon `bn` normalises with (1e-5 for tch's default, 1e-3 for EfficientNet).
+fn bn_eps(layer: &str, bn: &nn::BatchNorm) -> Result<f64> {
+    debug_field(&format!("{bn:?}"), "eps")
+        .and_then(|e| e.parse().ok())
+        .ok_or_else(|| unsupported(layer, "a batch norm whose epsilon tch does not show"))
+}
+
+/// Per-channel `(scale, shift)` of an inference-mode batch norm, in f64:
+/// y = x · γ/√(σ² + ε) + (β − μ · γ/√(σ² + ε)).
+fn bn_affine(layer: &str, bn: &nn::BatchNorm) -> Result<(Tensor, Tensor)> {
+    let f64_of = |t: &Tensor| t.to_device(Device::Cpu).to_kind(Kind::Double);
+    let var = f64_of(&bn.running_var);
+    let gamma = bn.ws.as_ref().map_or_else(|| var.ones_like(), f64_of);
+    let beta = bn.bs.as_ref().map_or_else(|| var.zeros_like(), f64_of);
+    let scale = gamma / (var + bn_eps(layer, bn)?).sqrt();
+    let shift = beta - f64_of(&bn.running_mean) * &scale;
+    Ok((scale, shift))
+}
+
+/// Weight and bias of a convolution with `bn` folded in: w' = w · s, b' = b · s + t.
+fn fold(layer: &str, conv: &ConvParts, bn: Option<&nn::BatchNorm>) -> Result<(Tensor, Tensor)> {
+    let w = conv.ws.to_device(Device::Cpu).to_kind(Kind::Double);
+    let b = conv.bs.map_or_else(
+        || Tensor::zeros([w.size()[0]], (Kind::Double, Device::Cpu)),
+        |b| b.to_device(Device::Cpu).to_kind(Kind::Double),
+    );
+    let Some(bn) = bn else {
+        return Ok((w, b));
+    };
+    let (scale, shift) = bn_affine(layer, bn)?;
+    Ok((&w * scale.view([-1, 1, 1, 1]), b * scale + shift))
+}
+
+/// A float tensor's values in f64.
+fn values_f64(t: &Tensor) -> Result<Vec<f64>> {
+    let flat = t.to_device(Device::Cpu).to_kind(Kind::Double).contiguous();
+    Ok(Vec::<f64>::try_from(flat.view([-1]))?)
 }
 
 #[derive(Default)]
 struct GraphBuilder {
     nodes: Vec<Vec<u8>>,
     initializers: Vec<Vec<u8>>,
+    /// Whether the shared `Clip` bounds (0 and 6) are initialisers yet.
+    clip_bounds: bool,
 }
 
 impl GraphBuilder {
+    /// Adds `layer` after `x` (with `bn` folded into it when given); returns its output.
+    fn layer(
+        &mut self,
+        name: &str,
+        layer: &Layer,
+        bn: Option<&nn::BatchNorm>,
+        x: Value,
+    ) -> Result<Value> {
+        match layer {
+            Layer::Conv(conv) => self.conv(name, &x, &ConvParts::of_nn(name, conv)?, bn),
+            Layer::SameConv(conv) => {
+                let parts = ConvParts::same(conv, x.spatial(name)?);
+                self.conv(name, &x, &parts, bn)
+            }
+            Layer::BatchNorm(bn) => self.batch_norm(name, &x, bn),
+            Layer::Relu => Ok(x.renamed(self.node("Relu", name, &[&x.name], vec![]))),
+            Layer::Relu6 => Ok(self.relu6(name, &x)),
+            Layer::MaxPool(k) => self.max_pool(name, &x, *k, *k, 0),
+            Layer::MaxPoolPadded {
+                kernel,
+                stride,
+                padding,
+            } => self.max_pool(name, &x, *kernel, *stride, *padding),
+            Layer::GlobalAvgPool => {
+                x.spatial(name)?;
+                let pooled = self.node("GlobalAveragePool", name, &[&x.name], vec![]);
+                let flat_name = format!("{name}.flatten");
+                let out = self.node("Flatten", &flat_name, &[&pooled], vec![int("axis", 1)]);
+                Ok(Value {
+                    name: out,
+                    channels: x.channels,
+                    size: None,
+                })
+            }
+            Layer::Flatten => {
+                let [h, w] = x.size.unwrap_or([1, 1]);
+                Ok(Value {
+                    name: self.node("Flatten", name, &[&x.name], vec![int("axis", 1)]),
+                    channels: x.channels * h * w,
+                    size: None,
+                })
+            }
+            Layer::Dropout(_) => Ok(x), // identity at inference
+            Layer::Linear(lin) => self.linear(name, &x, lin),
+            Layer::MbConv(block) => self.mb_conv(name, &x, block),
+            Layer::BasicBlock(block) => self.basic_block(name, &x, block),
+            Layer::Adapt(adapter) => self.adapt(name, &x, adapter),
+            // Reachable once the model code grows a layer this exporter does not know.
+            #[allow(unreachable_patterns)]
+            other => Err(unsupported(name, format!("layer `{}`", other.kind()))),
+        }
+    }
+
     /// Adds a node; returns the name of its output.
     fn node(&mut self, op: &str, name: &str, inputs: &[&str], attributes: Vec<Vec<u8>>) -> String {
         let output = format!("{name}.out");
@@ -105,68 +298,259 @@ impl GraphBuilder {
         output
     }
 
-    /// A convolution, with the following batch norm folded into its weight and bias:
-    /// w' = w · γ/√(σ² + ε), b' = (b − μ) · γ/√(σ² + ε) + β.
+    /// A convolution, with the following batch norm (if any) folded into it.
     fn conv(
         &mut self,
         name: &str,
-        input: &str,
-        conv: &tch::nn::Conv2D,
-        bn: Option<&tch::nn::BatchNorm>,
-    ) -> Result<String> {
-        let (w, b) = tch::no_grad(|| {
-            let w = conv.ws.to_kind(Kind::Float).contiguous();
-            let out_channels = w.size()[0];
-            let b = conv.bs.as_ref().map_or_else(
-                || Tensor::zeros([out_channels], (Kind::Float, w.device())),
-                |b| b.shallow_clone(),
-            );
-            match bn {
-                None => (w, b),
-                Some(bn) => {
-                    let gamma = bn
-                        .ws
-                        .as_ref()
-                        .map_or_else(|| b.ones_like(), |g| g.shallow_clone());
-                    let beta = bn
-                        .bs
-                        .as_ref()
-                        .map_or_else(|| b.zeros_like(), |x| x.shallow_clone());
-                    let scale = gamma / (&bn.running_var + BN_EPS).sqrt();
-                    let folded_w = &w * scale.view([-1, 1, 1, 1]);
-                    let folded_b = (b - &bn.running_mean) * &scale + beta;
-                    (folded_w, folded_b)
-                }
-            }
-        });
-        let size = w.size();
-        let (kh, kw) = (size[2], size[3]);
+        x: &Value,
+        conv: &ConvParts,
+        bn: Option<&nn::BatchNorm>,
+    ) -> Result<Value> {
+        let size = x.spatial(name)?;
+        let (w, b) = fold(name, conv, bn)?;
+        let k = w.size();
         let w_name = self.initializer(&format!("{name}.weight"), &w)?;
         let b_name = self.initializer(&format!("{name}.bias"), &b)?;
-        // Registry convolutions are stride 1 with "same" padding (k / 2 per side).
         let attrs = vec![
-            ints("kernel_shape", &[kh, kw]),
-            ints("pads", &[kh / 2, kw / 2, kh / 2, kw / 2]),
-            ints("strides", &[1, 1]),
+            ints("kernel_shape", &[k[2], k[3]]),
+            ints("pads", &conv.pads),
+            ints("strides", &conv.stride),
+            ints("dilations", &conv.dilation),
+            int("group", conv.groups),
         ];
-        Ok(self.node("Conv", name, &[input, &w_name, &b_name], attrs))
+        let out_size = conv.output_size(size);
+        if out_size.iter().any(|&s| s < 1) {
+            return Err(Error::config(
+                name,
+                format!("input {size:?} is too small for this convolution"),
+            ));
+        }
+        Ok(Value {
+            name: self.node("Conv", name, &[&x.name, &w_name, &b_name], attrs),
+            channels: k[0],
+            size: Some(out_size),
+        })
+    }
+
+    /// A batch norm that follows no convolution, as a per-channel `Mul` and `Add`.
+    fn batch_norm(&mut self, name: &str, x: &Value, bn: &nn::BatchNorm) -> Result<Value> {
+        let (scale, shift) = bn_affine(name, bn)?;
+        let shape: Vec<i64> = match x.size {
+            Some(_) => vec![1, -1, 1, 1],
+            None => vec![1, -1],
+        };
+        let out = self.affine(
+            name,
+            &x.name,
+            &scale.view(&shape[..]),
+            &shift.view(&shape[..]),
+        )?;
+        Ok(x.renamed(out))
+    }
+
+    /// `x · scale + shift` with broadcasting initialisers; returns the output name.
+    fn affine(&mut self, name: &str, x: &str, scale: &Tensor, shift: &Tensor) -> Result<String> {
+        let s = self.initializer(&format!("{name}.scale"), scale)?;
+        let t = self.initializer(&format!("{name}.shift"), shift)?;
+        let scaled = self.node("Mul", &format!("{name}.mul"), &[x, &s], vec![]);
+        Ok(self.node("Add", &format!("{name}.add"), &[&scaled, &t], vec![]))
+    }
+
+    /// `min(max(x, 0), 6)`: opset 11+ `Clip` takes its bounds as inputs.
+    fn relu6(&mut self, name: &str, x: &Value) -> Value {
+        if !self.clip_bounds {
+            self.clip_bounds = true;
+            self.scalar("relu6.min", 0.0);
+            self.scalar("relu6.max", 6.0);
+        }
+        x.renamed(self.node("Clip", name, &[&x.name, "relu6.min", "relu6.max"], vec![]))
+    }
+
+    fn max_pool(
+        &mut self,
+        name: &str,
+        x: &Value,
+        kernel: i64,
+        stride: i64,
+        padding: i64,
+    ) -> Result<Value> {
+        let [h, w] = x.spatial(name)?;
+        let out = |s: i64| (s + 2 * padding - kernel) / stride + 1;
+        let attrs = vec![
+            ints("kernel_shape", &[kernel, kernel]),
+            ints("strides", &[stride, stride]),
+            ints("pads", &[padding; 4]),
+        ];
+        Ok(Value {
+            name: self.node("MaxPool", name, &[&x.name], attrs),
+            channels: x.channels,
+            size: Some([out(h), out(w)]),
+        })
+    }
+
+    /// `Gemm` with the weight transposed, as `nn::Linear` stores it.
+    fn linear(&mut self, name: &str, x: &Value, lin: &nn::Linear) -> Result<Value> {
+        if x.size.is_some() {
+            return Err(unsupported(name, "a linear layer on [N, C, H, W] input"));
+        }
+        let out = lin.ws.size()[0];
+        let w = self.initializer(&format!("{name}.weight"), &lin.ws)?;
+        let bias = match &lin.bs {
+            Some(b) => b.shallow_clone(),
+            None => Tensor::zeros([out], (Kind::Float, Device::Cpu)),
+        };
+        let b = self.initializer(&format!("{name}.bias"), &bias)?;
+        Ok(Value {
+            name: self.node("Gemm", name, &[&x.name, &w, &b], vec![int("transB", 1)]),
+            channels: out,
+            size: None,
+        })
+    }
+
+    /// MBConv: [1×1 expansion, ReLU6,] depthwise "SAME", ReLU6, 1×1 projection [+ x].
+    /// Drop-connect only acts while training.
+    fn mb_conv(&mut self, name: &str, x: &Value, block: &MbConv) -> Result<Value> {
+        let mut h = x.clone();
+        if let Some(parts) = block.expand_parts() {
+            h = self.conv_bn(name, "_expand_conv", &h, parts)?;
+            h = self.relu6(&format!("{name}.relu6_expand"), &h);
+        }
+        let (depthwise, bn1) = block.depthwise_parts();
+        let parts = ConvParts::same(depthwise, h.spatial(name)?);
+        h = self.conv(&format!("{name}._depthwise_conv"), &h, &parts, Some(bn1))?;
+        h = self.relu6(&format!("{name}.relu6_depthwise"), &h);
+        h = self.conv_bn(name, "_project_conv", &h, block.project_parts())?;
+        if !block.has_residual() {
+            return Ok(h);
+        }
+        let sum = self.node("Add", &format!("{name}.add"), &[&h.name, &x.name], vec![]);
+        Ok(h.renamed(sum))
+    }
+
+    /// A tch convolution at `{block}.{part}` with its batch norm folded in.
+    fn conv_bn(
+        &mut self,
+        block: &str,
+        part: &str,
+        x: &Value,
+        (conv, bn): (&nn::Conv2D, &nn::BatchNorm),
+    ) -> Result<Value> {
+        let layer = format!("{block}.{part}");
+        let parts = ConvParts::of_nn(&layer, conv)?;
+        self.conv(&layer, x, &parts, Some(bn))
+    }
+
+    /// Basic block: ReLU(bn2(conv2(ReLU(bn1(conv1 x)))) + shortcut(x)).
+    fn basic_block(&mut self, name: &str, x: &Value, block: &BasicBlock) -> Result<Value> {
+        let h = self.conv_bn(name, "conv1", x, block.first_parts())?;
+        let h = h.renamed(self.node("Relu", &format!("{name}.relu1"), &[&h.name], vec![]));
+        let h = self.conv_bn(name, "conv2", &h, block.second_parts())?;
+        let shortcut = match block.downsample_parts() {
+            Some(parts) => self.conv_bn(name, "downsample", x, parts)?,
+            None => x.clone(),
+        };
+        let sum = self.node(
+            "Add",
+            &format!("{name}.add"),
+            &[&h.name, &shortcut.name],
+            vec![],
+        );
+        Ok(h.renamed(self.node("Relu", &format!("{name}.relu"), &[&sum], vec![])))
+    }
+
+    /// The input adapter: bilinear resize (if the size changes), then one per-channel
+    /// affine map that undoes the dataset normalisation and applies ImageNet's. Resizing
+    /// first is exact — bilinear weights sum to 1, so resizing commutes with per-channel
+    /// affine maps — and cheaper on 1-channel inputs, which the `[1, 3, 1, 1]` scale
+    /// then broadcasts to three channels (what `expand` does in tch).
+    fn adapt(&mut self, name: &str, x: &Value, adapter: &InputAdapter) -> Result<Value> {
+        let size = x.spatial(name)?;
+        let channels = adapter.in_channels();
+        if !(channels == 1 || channels == 3) || x.channels != channels {
+            return Err(unsupported(
+                name,
+                format!("an input adapter for {} channels", x.channels),
+            ));
+        }
+        let mut input = x.name.clone();
+        let target = [adapter.size, adapter.size];
+        let out_size = if adapter.size > 0 && size != target {
+            input = self.resize(name, &input, target);
+            target
+        } else {
+            size
+        };
+        let (mean, std) = (
+            values_f64(adapter.data_mean())?,
+            values_f64(adapter.data_std())?,
+        );
+        let src = |c: usize| if channels == 1 { 0 } else { c };
+        let scale: Vec<f64> = (0..3).map(|c| std[src(c)] / IMAGENET_STD[c]).collect();
+        let shift: Vec<f64> = (0..3)
+            .map(|c| (mean[src(c)] - IMAGENET_MEAN[c]) / IMAGENET_STD[c])
+            .collect();
+        let as_tensor = |v: &[f64]| Tensor::from_slice(v).view([1, 3, 1, 1]);
+        let out = self.affine(name, &input, &as_tensor(&scale), &as_tensor(&shift))?;
+        Ok(Value {
+            name: out,
+            channels: 3,
+            size: Some(out_size),
+        })
+    }
+
+    /// Bilinear resize to `[h, w]` matching `upsample_bilinear2d(align_corners=false)`
+    /// ("half_pixel" coordinates). The `sizes` input needs all four dimensions, so the
+    /// dynamic batch and channels come from `Shape`.
+    fn resize(&mut self, name: &str, x: &str, [h, w]: [i64; 2]) -> String {
+        let shape_attrs = vec![int("start", 0), int("end", 2)];
+        let n_c = self.node("Shape", &format!("{name}.shape"), &[x], shape_attrs);
+        let hw = self.initializer_i64(&format!("{name}.hw"), &[h, w]);
+        let sizes = self.node(
+            "Concat",
+            &format!("{name}.sizes"),
+            &[&n_c, &hw],
+            vec![int("axis", 0)],
+        );
+        let attrs = vec![
+            string("mode", "linear"),
+            string("coordinate_transformation_mode", "half_pixel"),
+        ];
+        // Inputs: X, roi, scales, sizes (the unused optional ones are empty names).
+        let inputs = [x, "", "", sizes.as_str()];
+        self.node("Resize", &format!("{name}.resize"), &inputs, attrs)
     }
 
     /// Adds a float tensor as an initializer; returns its name.
     fn initializer(&mut self, name: &str, t: &Tensor) -> Result<String> {
-        let t = t
-            .to_device(tch::Device::Cpu)
-            .to_kind(Kind::Float)
-            .contiguous();
+        let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
         let values = Vec::<f32>::try_from(t.view([-1]))?;
-        let mut proto = Vec::new();
-        put_packed_i64(&mut proto, 1, &t.size()); // dims
-        put_varint_field(&mut proto, 2, FLOAT); // data_type
-        put_str(&mut proto, 8, name); // name
         let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        put_bytes(&mut proto, 9, &raw); // raw_data (little endian)
-        self.initializers.push(proto);
+        self.push_initializer(name, &t.size(), FLOAT, &raw);
         Ok(name.to_string())
+    }
+
+    /// A 1-D int64 initializer; returns its name.
+    fn initializer_i64(&mut self, name: &str, values: &[i64]) -> String {
+        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.push_initializer(name, &[values.len() as i64], INT64, &raw);
+        name.to_string()
+    }
+
+    /// A rank-0 float initializer.
+    fn scalar(&mut self, name: &str, value: f32) {
+        self.push_initializer(name, &[], FLOAT, &value.to_le_bytes());
+    }
+
+    /// TensorProto{dims 1, data_type 2, name 8, raw_data 9 (little endian)}.
+    fn push_initializer(&mut self, name: &str, dims: &[i64], data_type: u64, raw: &[u8]) {
+        let mut proto = Vec::new();
+        if !dims.is_empty() {
+            put_packed_i64(&mut proto, 1, dims);
+        }
+        put_varint_field(&mut proto, 2, data_type);
+        put_str(&mut proto, 8, name);
+        put_bytes(&mut proto, 9, raw);
+        self.initializers.push(proto);
     }
 
     /// Wraps nodes, initializers, input and output into a ModelProto.
@@ -258,4 +642,60 @@ fn ints(name: &str, v: &[i64]) -> Vec<u8> {
     put_packed_i64(&mut a, 8, v);
     put_varint_field(&mut a, 20, 7);
     a
+}
+
+/// AttributeProto{name 1, type 20 = STRING (3), s 4}.
+fn string(name: &str, v: &str) -> Vec<u8> {
+    let mut a = Vec::new();
+    put_str(&mut a, 1, name);
+    put_str(&mut a, 4, v);
+    put_varint_field(&mut a, 20, 3);
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::blocks::{batch_norm, conv};
+
+    #[test]
+    fn reads_tch_private_configs_from_debug() -> Result<()> {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let bn = batch_norm(vs.root() / "bn", 4, 1e-3, 0.01);
+        assert_eq!(bn_eps("bn", &bn)?, 1e-3);
+        let default_bn = nn::batch_norm2d(vs.root() / "bn2", 4, Default::default());
+        assert_eq!(bn_eps("bn2", &default_bn)?, 1e-5);
+        let c = conv(vs.root() / "c", 3, 8, 7, 2, 3);
+        let parts = ConvParts::of_nn("c", &c)?;
+        assert_eq!(
+            (parts.stride, parts.pads, parts.groups),
+            ([2, 2], [3, 3, 3, 3], 1)
+        );
+        assert_eq!(parts.dilation, [1, 1]);
+        assert_eq!(parts.output_size([224, 224]), [112, 112]);
+        let grouped = nn::conv2d(
+            vs.root() / "g",
+            8,
+            8,
+            3,
+            nn::ConvConfig {
+                groups: 8,
+                padding: 1,
+                ..Default::default()
+            },
+        );
+        assert_eq!(ConvParts::of_nn("g", &grouped)?.groups, 8);
+        Ok(())
+    }
+
+    #[test]
+    fn same_padding_puts_the_odd_pixel_bottom_right() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let c = SameConv::new(vs.root() / "s", 3, 8, 3, 2, 1, false);
+        // 64 → 32 needs 1 pixel of padding in total: none before, one after.
+        assert_eq!(ConvParts::same(&c, [64, 64]).pads, [0, 0, 1, 1]);
+        assert_eq!(ConvParts::same(&c, [65, 65]).pads, [1, 1, 1, 1]);
+        let c5 = SameConv::new(vs.root() / "t", 8, 8, 5, 2, 8, false);
+        assert_eq!(ConvParts::same(&c5, [16, 16]).pads, [1, 1, 2, 2]);
+    }
 }
