@@ -1,4 +1,5 @@
 # make report   restart-and-run-all notebook.ipynb in place, then report.html
+#               (REPORT_CODE=--hide-code: code collapsed behind a button; --no-code: left out)
 # make test     cargo tests, then the notebook headless on the smoke profile
 # make lab      JupyterLab with the Rust (helpers) kernel
 # make check-repro  retrain everything from scratch, compare every output with the committed notebook
@@ -9,6 +10,7 @@ ENV := source scripts/env.sh
 VENV := $(shell $(ENV) && echo $$LAB_VENV)
 PY := $(VENV)/bin/python
 NOTEBOOK_TIMEOUT ?= 3600
+REPORT_CODE ?=
 # glibc keeps freed memory instead of returning it to the OS and faulting it back in
 # every training step: measurably faster tch training on CPU (see environment.md).
 export MALLOC_MMAP_THRESHOLD_ := 268435456
@@ -27,12 +29,13 @@ test: setup
 	cargo test --release
 	tmp=$$(mktemp -d) && \
 	  LAB_PROFILE=smoke LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py notebook.ipynb $$tmp/notebook.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
-	  $(VENV)/bin/jupyter nbconvert --to html --output report.html $$tmp/notebook.ipynb && \
-	  $(PY) scripts/check_notebook.py $$tmp/notebook.ipynb --min-svg 12 --min-html 17 --html $$tmp/report.html && rm -rf $$tmp
+	  $(PY) scripts/build_report.py $$tmp/notebook.ipynb $$tmp/report.html --hide-code && \
+	  $(PY) scripts/check_notebook.py $$tmp/notebook.ipynb --min-svg 12 --min-html 17 --html $$tmp/report.html && \
+	  $(PY) scripts/check_report_render.py $$tmp/report.html $$tmp/report.png && rm -rf $$tmp
 
 report: setup
 	$(PY) scripts/run_notebook.py notebook.ipynb notebook.ipynb --timeout $(NOTEBOOK_TIMEOUT)
-	$(VENV)/bin/jupyter nbconvert --to html --output report.html notebook.ipynb
+	$(PY) scripts/build_report.py notebook.ipynb report.html $(REPORT_CODE)
 	$(PY) scripts/check_notebook.py notebook.ipynb --min-svg 12 --min-html 17 --html report.html
 
 # Retrains every run from scratch in a temp folder and compares every output with the
