@@ -184,3 +184,50 @@ fn a_layer_that_cannot_export_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn ort_runtime_from_rust_matches_tch() -> Result<()> {
+    let _guard = serial();
+    let cfg = ModelConfig {
+        arch: Arch::Resnet18,
+        input_size: 48,
+        ..ModelConfig::default()
+    };
+    let model = registry_model(&cfg, [1, 28, 28], 10)?;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.onnx");
+    deploy::export(&model, &path)?;
+    let x = Tensor::randn([3, 1, 28, 28], (Kind::Float, tch::Device::Cpu));
+    let expected = tch::no_grad(|| model.forward_t(&x, false));
+    for optimization in [deploy::Optimization::All, deploy::Optimization::Disabled] {
+        let options = deploy::OrtOptions {
+            optimization,
+            ..Default::default()
+        };
+        let mut ort = deploy::OrtModel::load(&path, &options)?;
+        let got = ort.run(&x)?;
+        assert_eq!(got.size(), vec![3, 10]);
+        let diff = (got - &expected).abs().max().double_value(&[]);
+        assert!(diff < 1e-4, "{optimization:?}: max |Δ| {diff}");
+    }
+    Ok(())
+}
+
+#[test]
+fn ort_runtime_names_a_file_that_is_not_onnx() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weights.onnx");
+    std::fs::write(&path, b"not a protobuf model").unwrap();
+    let err = deploy::OrtModel::load(&path, &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("weights.onnx") && err.contains("not an ONNX model"),
+        "{err}"
+    );
+    let missing = dir.path().join("missing.onnx");
+    let err = deploy::OrtModel::load(&missing, &Default::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing.onnx"), "{err}");
+}

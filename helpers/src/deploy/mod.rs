@@ -1,4 +1,9 @@
-//! Deployment: exporting trained models to ONNX.
+//! Deployment: exporting trained models to ONNX ([`onnx`]), running them with ONNX
+//! Runtime from Rust ([`ort_runtime`]), and measuring inference latency per engine
+//! ([`latency`]).
+pub mod latency;
 pub mod onnx;
+pub mod ort_runtime;
 
 pub use onnx::{export, to_onnx_bytes};
+pub use ort_runtime::{Optimization, OrtModel, OrtOptions};

@@ -37,7 +37,7 @@ pub fn packaged_names() -> Vec<&'static str> {
 
 /// The Python environment `scripts/setup` creates (`$LAB_VENV`, else
 /// `$LAB_CACHE/venv`, else `~/.cache/dl-lab/venv`).
-fn venv_dir() -> PathBuf {
+pub(crate) fn venv_dir() -> PathBuf {
     if let Ok(v) = std::env::var("LAB_VENV") {
         return PathBuf::from(v);
     }
@@ -51,7 +51,7 @@ fn venv_dir() -> PathBuf {
 }
 
 /// `site-packages` folders of the venv (one per Python version found).
-fn site_packages() -> Vec<PathBuf> {
+pub(crate) fn site_packages() -> Vec<PathBuf> {
     let lib = venv_dir().join("lib");
     let Ok(entries) = std::fs::read_dir(&lib) else {
         return Vec::new();
