@@ -1,5 +1,6 @@
 //! What the notebook shows: HTML tables ([`Table`]) and the environment ([`versions`]).
 pub mod env;
+pub mod runs;
 pub mod table;
 
 pub use env::{versions, Versions};
