@@ -37,10 +37,14 @@ pub struct RunConfig {
 }
 
 /// Dataset, split and augmentation.
+///
+/// In TOML, the keys of [`DataConfig::augment`] and [`DataConfig::natural_augment`] sit
+/// together under `[data.augment]` (see [`DataConfigToml`]); in Rust they are two structs
+/// so that code building an [`AugmentConfig`] field by field keeps compiling.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(from = "DataConfigToml", into = "DataConfigToml")]
 pub struct DataConfig {
-    /// Dataset name (`fashion_mnist`).
+    /// Dataset name: one of [`crate::data::KNOWN_DATASETS`].
     pub dataset: String,
     /// Folder of the dataset's files.
     pub dir: PathBuf,
@@ -58,6 +62,148 @@ pub struct DataConfig {
     /// `image_folder` only: skip unreadable files and empty class folders (counted and
     /// listed) instead of stopping at them.
     pub skip_bad_files: bool,
+    /// `cifar100` only: the 100 `fine` classes or the 20 `coarse` superclasses.
+    pub cifar100_labels: Cifar100Labels,
+    /// Augmentations for natural (RGB) images: colour jitter and Cutout. Written as
+    /// `data.augment.brightness`, `data.augment.cutout_size`, … in TOML.
+    pub natural_augment: NaturalAugmentConfig,
+}
+
+/// Which labels of CIFAR-100 a run learns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cifar100Labels {
+    /// The 100 classes (`fine_labels`).
+    #[default]
+    Fine,
+    /// The 20 superclasses (`coarse_labels`).
+    Coarse,
+}
+
+/// Augmentations for natural images, all off by default; applied per training example
+/// after the random crop and flip of [`AugmentConfig`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NaturalAugmentConfig {
+    /// Colour jitter: brightness factor drawn from [1 − b, 1 + b] (torchvision's
+    /// `ColorJitter(brightness=b)`); 0 = off.
+    pub brightness: f64,
+    /// Colour jitter: contrast factor from [1 − c, 1 + c], blending with the image's mean
+    /// grey level; 0 = off.
+    pub contrast: f64,
+    /// Colour jitter: saturation factor from [1 − s, 1 + s], blending with each pixel's
+    /// grey value (RGB images only); 0 = off.
+    pub saturation: f64,
+    /// Cutout (DeVries & Taylor 2017): side in pixels of one square, centred anywhere in
+    /// the image and clipped at its border, set to the training mean (0 after
+    /// normalisation); 0 = off. The paper used 16 for CIFAR-10 and 8 for CIFAR-100.
+    pub cutout_size: usize,
+}
+
+impl NaturalAugmentConfig {
+    /// True when any of these augmentations is on.
+    pub fn any(&self) -> bool {
+        self.brightness > 0.0
+            || self.contrast > 0.0
+            || self.saturation > 0.0
+            || self.cutout_size > 0
+    }
+}
+
+/// How [`DataConfig`] reads and writes TOML: one `[data.augment]` table for both
+/// augmentation structs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct DataConfigToml {
+    dataset: String,
+    dir: PathBuf,
+    val_fraction: f64,
+    train_limit: usize,
+    test_limit: usize,
+    augment: AugmentToml,
+    image_size: u32,
+    channels: usize,
+    skip_bad_files: bool,
+    cifar100_labels: Cifar100Labels,
+}
+
+/// The `[data.augment]` table: [`AugmentConfig`]'s keys, then [`NaturalAugmentConfig`]'s.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct AugmentToml {
+    crop_padding: usize,
+    horizontal_flip: bool,
+    random_erasing: f64,
+    brightness: f64,
+    contrast: f64,
+    saturation: f64,
+    cutout_size: usize,
+}
+
+impl Default for DataConfigToml {
+    fn default() -> Self {
+        DataConfig::default().into()
+    }
+}
+
+impl Default for AugmentToml {
+    fn default() -> Self {
+        DataConfigToml::default().augment
+    }
+}
+
+impl From<DataConfig> for DataConfigToml {
+    fn from(d: DataConfig) -> Self {
+        let (a, n) = (d.augment, d.natural_augment);
+        DataConfigToml {
+            dataset: d.dataset,
+            dir: d.dir,
+            val_fraction: d.val_fraction,
+            train_limit: d.train_limit,
+            test_limit: d.test_limit,
+            augment: AugmentToml {
+                crop_padding: a.crop_padding,
+                horizontal_flip: a.horizontal_flip,
+                random_erasing: a.random_erasing,
+                brightness: n.brightness,
+                contrast: n.contrast,
+                saturation: n.saturation,
+                cutout_size: n.cutout_size,
+            },
+            image_size: d.image_size,
+            channels: d.channels,
+            skip_bad_files: d.skip_bad_files,
+            cifar100_labels: d.cifar100_labels,
+        }
+    }
+}
+
+impl From<DataConfigToml> for DataConfig {
+    fn from(t: DataConfigToml) -> Self {
+        let a = t.augment;
+        DataConfig {
+            dataset: t.dataset,
+            dir: t.dir,
+            val_fraction: t.val_fraction,
+            train_limit: t.train_limit,
+            test_limit: t.test_limit,
+            augment: AugmentConfig {
+                crop_padding: a.crop_padding,
+                horizontal_flip: a.horizontal_flip,
+                random_erasing: a.random_erasing,
+            },
+            image_size: t.image_size,
+            channels: t.channels,
+            skip_bad_files: t.skip_bad_files,
+            cifar100_labels: t.cifar100_labels,
+            natural_augment: NaturalAugmentConfig {
+                brightness: a.brightness,
+                contrast: a.contrast,
+                saturation: a.saturation,
+                cutout_size: a.cutout_size,
+            },
+        }
+    }
 }
 
 /// Label-preserving augmentation of training batches.
@@ -105,6 +251,10 @@ pub struct ModelConfig {
     /// Learning-rate multiplier of the pretrained (non-classifier) weights that train,
     /// e.g. 0.1 to fine-tune the backbone ten times slower than the new head.
     pub backbone_lr_scale: f64,
+    /// On CUDA, run activations and convolution weights channels-last (NHWC), which
+    /// tensor-core convolutions prefer with `train.precision` = bf16/fp16. CPU runs are
+    /// always channels-last (measurably faster with oneDNN), whatever this says.
+    pub channels_last: bool,
 }
 
 /// Which pretrained weights stay fixed during training.
@@ -185,6 +335,28 @@ pub struct TrainConfig {
     pub plateau_patience: usize,
     /// Stop after this many epochs without val-accuracy improvement and restore the best weights; 0 = off.
     pub early_stopping_patience: usize,
+    /// Mixup (Zhang et al. 2018): each batch is blended with a shuffled copy of itself,
+    /// λ ~ Beta(α, α), and the loss is λ·CE(y) + (1 − λ)·CE(y_shuffled); 0 = off.
+    pub mixup_alpha: f64,
+    /// CutMix (Yun et al. 2019): a box of the shuffled copy is pasted in, λ = the kept
+    /// area; 0 = off. With both alphas set, each batch uses one of the two at random.
+    pub cutmix_alpha: f64,
+    /// Arithmetic of the forward pass on CUDA: `fp32`, or autocast to `bf16` / `fp16`
+    /// (fp16 with dynamic loss scaling). CPU runs always train in fp32.
+    pub precision: Precision,
+}
+
+/// Floating-point precision of the forward pass on CUDA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    /// Plain 32-bit floats.
+    #[default]
+    Fp32,
+    /// Autocast to bfloat16 (Ampere and newer): fp32's range, no loss scaling needed.
+    Bf16,
+    /// Autocast to float16, with dynamic loss scaling against gradient underflow.
+    Fp16,
 }
 
 /// Optimisers.
@@ -235,6 +407,8 @@ impl Default for DataConfig {
             image_size: 64,
             channels: 3,
             skip_bad_files: false,
+            cifar100_labels: Cifar100Labels::Fine,
+            natural_augment: NaturalAugmentConfig::default(),
         }
     }
 }
@@ -263,6 +437,7 @@ impl Default for ModelConfig {
             freeze: Freeze::None,
             unfreeze_blocks: 2,
             backbone_lr_scale: 1.0,
+            channels_last: false,
         }
     }
 }
@@ -287,6 +462,9 @@ impl Default for TrainConfig {
             pct_start: 0.25,
             plateau_patience: 2,
             early_stopping_patience: 0,
+            mixup_alpha: 0.0,
+            cutmix_alpha: 0.0,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -356,6 +534,7 @@ impl RunConfig {
             true,
         )?;
         in_range("model.dropout", self.model.dropout, 0.0, 1.0, false)?;
+        self.validate_natural()?;
         if self.model.arch == Arch::Cnn {
             if self.model.widths.is_empty() || self.model.widths.iter().any(|&w| w <= 0) {
                 return Err(Error::config(
@@ -388,13 +567,34 @@ impl RunConfig {
         Ok(())
     }
 
-    /// The libtorch device this config asks for.
+    /// The libtorch device this config asks for. For `cuda` and `auto`, libtorch's CUDA
+    /// library is loaded first ([`crate::report::env::load_cuda`]), so CUDA is seen even
+    /// when the linker left it out.
     pub fn device(&self) -> tch::Device {
         match self.device.as_str() {
-            "cuda" => tch::Device::Cuda(0),
-            "auto" => tch::Device::cuda_if_available(),
+            "cuda" => {
+                crate::report::env::load_cuda();
+                tch::Device::Cuda(0)
+            }
+            "auto" if crate::report::env::cuda_available() => tch::Device::Cuda(0),
             _ => tch::Device::Cpu,
         }
+    }
+
+    /// [`RunConfig::device`], but `device = "cuda"` without a usable GPU is an error
+    /// that says why, instead of a libtorch failure at the first tensor.
+    pub fn checked_device(&self) -> Result<tch::Device> {
+        let device = self.device();
+        if device.is_cuda() && !crate::report::env::cuda_available() {
+            return Err(Error::config(
+                "device",
+                format!(
+                    "`cuda` asked for, but CUDA is not available: {}; use device = \"auto\" to fall back to the CPU",
+                    crate::report::env::cuda_status()
+                ),
+            ));
+        }
+        Ok(device)
     }
 
     /// SHA-256 of everything that changes results (all but `name`), hex.
@@ -405,6 +605,35 @@ impl RunConfig {
         c.grid.clear();
         c.ablations.clear();
         crate::data::idx::hex(&Sha256::digest(c.to_toml().as_bytes()))
+    }
+
+    /// Checks the natural-image augmentation and batch-mixing keys.
+    fn validate_natural(&self) -> Result<()> {
+        let n = &self.data.natural_augment;
+        in_range("data.augment.brightness", n.brightness, 0.0, 1.0, true)?;
+        in_range("data.augment.contrast", n.contrast, 0.0, 1.0, true)?;
+        in_range("data.augment.saturation", n.saturation, 0.0, 1.0, true)?;
+        if n.cutout_size > 4096 {
+            return Err(Error::config(
+                "data.augment.cutout_size",
+                format!("must be at most 4096 pixels, found {}", n.cutout_size),
+            ));
+        }
+        in_range(
+            "train.mixup_alpha",
+            self.train.mixup_alpha,
+            0.0,
+            100.0,
+            true,
+        )?;
+        in_range(
+            "train.cutmix_alpha",
+            self.train.cutmix_alpha,
+            0.0,
+            100.0,
+            true,
+        )?;
+        Ok(())
     }
 
     /// Checks the transfer-learning keys against the architecture.
@@ -428,7 +657,10 @@ impl RunConfig {
         if m.input_size < 0 || (m.input_size > 0 && m.input_size < 32) {
             return Err(Error::config(
                 "model.input_size",
-                format!("needs 0 (keep) or at least 32 pixels, found {}", m.input_size),
+                format!(
+                    "needs 0 (keep) or at least 32 pixels, found {}",
+                    m.input_size
+                ),
             ));
         }
         if m.freeze == Freeze::Partial && m.unfreeze_blocks == 0 {
@@ -512,6 +744,34 @@ impl RunConfig {
     }
     pub fn with_device(mut self, device: impl Into<String>) -> Self {
         self.device = device.into();
+        self
+    }
+
+    /// Switches `data.dataset` (e.g. `cifar10` → `cifar100`, as seed 002's
+    /// `--dataset`): `data.dir` follows when it was the old dataset's default folder, and
+    /// the run name when the old dataset's name is one of its `_`-separated words, so the
+    /// other dataset's run never lands in the same run directory.
+    pub fn with_dataset(mut self, dataset: impl Into<String>) -> Self {
+        let dataset = dataset.into();
+        let old = std::mem::replace(&mut self.data.dataset, dataset.clone());
+        if old == dataset {
+            return self;
+        }
+        let old_default = crate::data::default_dir(&old).map(PathBuf::from);
+        let new_default = crate::data::default_dir(&dataset);
+        if let (Some(from), Some(to)) = (old_default, new_default) {
+            if self.data.dir == from {
+                self.data.dir = PathBuf::from(to);
+            }
+        }
+        let words: Vec<&str> = self.name.split('_').collect();
+        if words.contains(&old.as_str()) {
+            self.name = words
+                .iter()
+                .map(|&w| if w == old { dataset.as_str() } else { w })
+                .collect::<Vec<_>>()
+                .join("_");
+        }
         self
     }
 }
@@ -604,6 +864,68 @@ mod tests {
         assert!(
             d[0].starts_with("train.epochs") && d[1].starts_with("train.lr"),
             "{d:?}"
+        );
+    }
+
+    #[test]
+    fn natural_augmentation_keys_live_under_data_augment() -> Result<()> {
+        let text = "[data]\ncifar100_labels = \"coarse\"\n[data.augment]\ncrop_padding = 4\nbrightness = 0.2\ncutout_size = 8\n[train]\nmixup_alpha = 0.2\nprecision = \"bf16\"\n[model]\nchannels_last = true\n";
+        let cfg = RunConfig::from_toml_str(text)?;
+        assert_eq!(cfg.data.augment.crop_padding, 4);
+        assert_eq!(cfg.data.natural_augment.brightness, 0.2);
+        assert_eq!(cfg.data.natural_augment.cutout_size, 8);
+        assert_eq!(cfg.data.cifar100_labels, Cifar100Labels::Coarse);
+        assert_eq!(cfg.train.precision, Precision::Bf16);
+        assert!(cfg.model.channels_last && cfg.train.mixup_alpha == 0.2);
+        assert_eq!(RunConfig::from_toml_str(&cfg.to_toml())?, cfg, "round trip");
+        let keys: Vec<String> = cfg.flat_values().into_iter().map(|(k, _)| k).collect();
+        assert!(
+            keys.contains(&"data.augment.cutout_size".to_string()),
+            "{keys:?}"
+        );
+        assert!(
+            !keys.iter().any(|k| k.contains("natural_augment")),
+            "{keys:?}"
+        );
+
+        let e = RunConfig::from_toml_str("[data.augment]\nbrightnes = 0.2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean `data.augment.brightness`?"), "{e}");
+        let e = RunConfig::from_toml_str("[data.augment]\nsaturation = 1.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("data.augment.saturation") && e.contains("[0, 1]"),
+            "{e}"
+        );
+        let e = RunConfig::from_toml_str("[train]\nprecision = \"fp8\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("train.precision") && e.contains("bf16"), "{e}");
+        let e = RunConfig::from_toml_str("[train]\ncutmix_alpha = -1.0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("train.cutmix_alpha"), "{e}");
+        Ok(())
+    }
+
+    #[test]
+    fn switching_dataset_moves_default_dir_and_name_only() {
+        let mut cfg = RunConfig::default().with_name("cifar10_resnet18");
+        cfg.data.dataset = "cifar10".into();
+        cfg.data.dir = PathBuf::from("data/cifar10");
+        let c = cfg.clone().with_dataset("cifar100");
+        assert_eq!(
+            (c.name.as_str(), c.data.dir.as_path()),
+            ("cifar100_resnet18", Path::new("data/cifar100"))
+        );
+        cfg.data.dir = PathBuf::from("/mnt/my_cifar");
+        cfg.name = "mine".into();
+        let c = cfg.with_dataset("cifar100");
+        assert_eq!(
+            (c.name.as_str(), c.data.dir.as_path()),
+            ("mine", Path::new("/mnt/my_cifar"))
         );
     }
 }

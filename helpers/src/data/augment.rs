@@ -1,11 +1,54 @@
-//! Label-preserving augmentation, applied per example while a training batch is built:
-//! random crop after zero padding, horizontal flip, random erasing (Zhong et al. 2017).
-//! Written on raw pixels in Rust so every choice comes from the run's seeded [`Rng`].
-use crate::config::AugmentConfig;
+//! Augmentation of training data.
+//!
+//! Per example, while a batch is built, label-preserving: random crop after zero
+//! padding, horizontal flip, colour jitter (brightness, contrast, saturation, as
+//! torchvision's `ColorJitter`), Cutout (DeVries & Taylor 2017) and random erasing
+//! (Zhong et al. 2017), in that order. Written on raw pixels in Rust so every choice
+//! comes from the run's seeded [`Rng`].
+//!
+//! Per batch, label-mixing: mixup (Zhang et al. 2018) and CutMix (Yun et al. 2019)
+//! ([`BatchMixer`]), which the training loop applies to a whole batch and its loss.
+use crate::config::{AugmentConfig, NaturalAugmentConfig};
 use crate::rng::Rng;
+use tch::{Reduction, Tensor};
 
 /// Writes one augmented `[C, H, W]` image from `src` (u8) into `dst` (f32, raw 0..255).
 pub fn augment_into(
+    src: &[u8],
+    dst: &mut [f32],
+    shape: [usize; 3],
+    cfg: &AugmentConfig,
+    rng: &mut Rng,
+) {
+    let off = NaturalAugmentConfig::default();
+    augment_all_into(src, dst, shape, cfg, &off, &[], rng);
+}
+
+/// [`augment_into`] with the natural-image augmentations too: crop and flip, colour
+/// jitter, Cutout, random erasing. `fill` is the raw (0..255) value per channel that
+/// Cutout writes: the training mean, which normalises to 0 as in the paper.
+/// With `natural` off, the random draws (and so the images) are those of [`augment_into`].
+pub fn augment_all_into(
+    src: &[u8],
+    dst: &mut [f32],
+    shape: [usize; 3],
+    cfg: &AugmentConfig,
+    natural: &NaturalAugmentConfig,
+    fill: &[f32],
+    rng: &mut Rng,
+) {
+    crop_and_flip(src, dst, shape, cfg, rng);
+    color_jitter(dst, shape, natural, rng);
+    if natural.cutout_size > 0 {
+        cutout(dst, shape, natural.cutout_size, fill, rng);
+    }
+    if cfg.random_erasing > 0.0 && rng.uniform() < cfg.random_erasing {
+        erase(dst, shape, rng);
+    }
+}
+
+/// Random crop after zero padding, and the horizontal flip.
+fn crop_and_flip(
     src: &[u8],
     dst: &mut [f32],
     shape: [usize; 3],
@@ -38,8 +81,71 @@ pub fn augment_into(
             }
         }
     }
-    if cfg.random_erasing > 0.0 && rng.uniform() < cfg.random_erasing {
-        erase(dst, shape, rng);
+}
+
+/// Colour jitter as torchvision's `ColorJitter`: each enabled factor is drawn from
+/// [1 − s, 1 + s] and the three adjustments run in a random order, each clamped to the
+/// pixel range. Saturation needs colour and is skipped on grey images.
+fn color_jitter(img: &mut [f32], shape: [usize; 3], cfg: &NaturalAugmentConfig, rng: &mut Rng) {
+    let strengths = [cfg.brightness, cfg.contrast, cfg.saturation];
+    if strengths.iter().all(|&s| s <= 0.0) {
+        return;
+    }
+    let mut order = [0usize, 1, 2];
+    rng.shuffle(&mut order);
+    for op in order {
+        let s = strengths[op];
+        if s <= 0.0 {
+            continue;
+        }
+        let factor = (1.0 + s * (2.0 * rng.uniform() - 1.0)).max(0.0) as f32;
+        match op {
+            0 => img
+                .iter_mut()
+                .for_each(|v| *v = (*v * factor).clamp(0.0, 255.0)),
+            1 => {
+                let mean = grey(img, shape).iter().sum::<f32>() / (shape[1] * shape[2]) as f32;
+                blend(img, |_| mean, factor);
+            }
+            _ if shape[0] == 3 => {
+                let g = grey(img, shape);
+                let plane = g.len();
+                blend(img, |i| g[i % plane], factor);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `v ← f·v + (1 − f)·other(i)`, clamped to 0..255 (torchvision's `_blend`).
+fn blend(img: &mut [f32], other: impl Fn(usize) -> f32, f: f32) {
+    for (i, v) in img.iter_mut().enumerate() {
+        *v = (f * *v + (1.0 - f) * other(i)).clamp(0.0, 255.0);
+    }
+}
+
+/// Grey level of each pixel (ITU-R 601 weights for RGB, as torchvision), `[H·W]`.
+fn grey(img: &[f32], [c, h, w]: [usize; 3]) -> Vec<f32> {
+    let plane = h * w;
+    if c != 3 {
+        return img[..plane].to_vec();
+    }
+    (0..plane)
+        .map(|i| 0.299 * img[i] + 0.587 * img[plane + i] + 0.114 * img[2 * plane + i])
+        .collect()
+}
+
+/// Cutout: a `size`×`size` square centred on a uniformly drawn pixel, clipped at the
+/// border (so it may be smaller), set to `fill` per channel (mid-grey without one).
+fn cutout(img: &mut [f32], [c, h, w]: [usize; 3], size: usize, fill: &[f32], rng: &mut Rng) {
+    let (cy, cx) = (rng.below(h), rng.below(w));
+    let (y0, y1) = (cy.saturating_sub(size / 2), (cy + size - size / 2).min(h));
+    let (x0, x1) = (cx.saturating_sub(size / 2), (cx + size - size / 2).min(w));
+    for ch in 0..c {
+        let value = fill.get(ch).copied().unwrap_or(127.5);
+        for y in y0..y1 {
+            img[(ch * h + y) * w + x0..(ch * h + y) * w + x1].fill(value);
+        }
     }
 }
 
@@ -57,6 +163,192 @@ fn erase(dst: &mut [f32], [c, h, w]: [usize; 3], rng: &mut Rng) {
             dst[(ch * h + y) * w + x0..(ch * h + y) * w + x0 + ew].fill(127.5);
         }
     }
+}
+
+/// How one batch is mixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MixKind {
+    /// Pixel-wise blend of two images.
+    Mixup,
+    /// A box of the partner image pasted in.
+    CutMix,
+}
+
+/// One batch's mixing: each example `i` is mixed with example `perm[i]`, keeping the
+/// share `lambda` of its own image (and of its loss).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MixPlan {
+    pub kind: MixKind,
+    /// Share of each example's own image, in [0, 1]; for CutMix, the area outside the box.
+    pub lambda: f64,
+    /// Partner of each example.
+    pub perm: Vec<i64>,
+    /// CutMix's box `[y0, y1, x0, x1]` (end-exclusive), the same for the whole batch.
+    pub bbox: Option<[usize; 4]>,
+}
+
+/// Draws a [`MixPlan`] per batch from the run's seed and the epoch, so a resumed run
+/// mixes exactly as an unbroken one.
+#[derive(Debug, Clone)]
+pub struct BatchMixer {
+    mixup_alpha: f64,
+    cutmix_alpha: f64,
+    rng: Rng,
+}
+
+/// Stream of the mixing generator (the loader's streams are the small epoch numbers).
+const MIX_STREAM: u64 = 0x6d69_7875_7000_0000;
+
+impl BatchMixer {
+    /// A mixer for `epoch`; `None` when both alphas are 0 (mixing off).
+    pub fn new(mixup_alpha: f64, cutmix_alpha: f64, seed: u64, epoch: usize) -> Option<BatchMixer> {
+        (mixup_alpha > 0.0 || cutmix_alpha > 0.0).then(|| BatchMixer {
+            mixup_alpha,
+            cutmix_alpha,
+            rng: Rng::new(seed, MIX_STREAM + epoch as u64),
+        })
+    }
+
+    /// The plan of the next batch of `batch` images of `h`×`w` pixels. With both alphas
+    /// set, mixup or CutMix with probability ½ each (timm's default switch).
+    pub fn plan(&mut self, batch: usize, h: usize, w: usize) -> MixPlan {
+        let cutmix = match (self.mixup_alpha > 0.0, self.cutmix_alpha > 0.0) {
+            (true, true) => self.rng.uniform() < 0.5,
+            (false, true) => true,
+            _ => false,
+        };
+        let alpha = if cutmix {
+            self.cutmix_alpha
+        } else {
+            self.mixup_alpha
+        };
+        let lambda = sample_beta(alpha, &mut self.rng);
+        let mut perm: Vec<i64> = (0..batch as i64).collect();
+        self.rng.shuffle(&mut perm);
+        if !cutmix {
+            return MixPlan {
+                kind: MixKind::Mixup,
+                lambda,
+                perm,
+                bbox: None,
+            };
+        }
+        let bbox = cut_box(lambda, h, w, &mut self.rng);
+        let [y0, y1, x0, x1] = bbox;
+        // The box is clipped at the border, so λ is recomputed from the area pasted.
+        let area = ((y1 - y0) * (x1 - x0)) as f64 / (h * w).max(1) as f64;
+        MixPlan {
+            kind: MixKind::CutMix,
+            lambda: 1.0 - area,
+            perm,
+            bbox: Some(bbox),
+        }
+    }
+}
+
+/// CutMix's box: sides √(1 − λ) of the image's, centred on a uniform pixel, clipped.
+fn cut_box(lambda: f64, h: usize, w: usize, rng: &mut Rng) -> [usize; 4] {
+    let ratio = (1.0 - lambda).max(0.0).sqrt();
+    let (ch, cw) = ((h as f64 * ratio) as usize, (w as f64 * ratio) as usize);
+    let (cy, cx) = (rng.below(h.max(1)), rng.below(w.max(1)));
+    [
+        cy.saturating_sub(ch / 2),
+        (cy + ch / 2).min(h),
+        cx.saturating_sub(cw / 2),
+        (cx + cw / 2).min(w),
+    ]
+}
+
+impl MixPlan {
+    fn partners(&self, t: &Tensor) -> Tensor {
+        let perm = Tensor::from_slice(&self.perm).to_device(t.device());
+        t.index_select(0, &perm)
+    }
+
+    /// The mixed batch of images `[B, C, H, W]` (no gradient flows into `x`).
+    pub fn apply(&self, x: &Tensor) -> Tensor {
+        let other = self.partners(x);
+        match self.bbox {
+            None => x * self.lambda + other * (1.0 - self.lambda),
+            Some([y0, y1, x0, x1]) => {
+                let mixed = x.copy();
+                if y1 > y0 && x1 > x0 {
+                    let (y0, bh, x0, bw) =
+                        (y0 as i64, (y1 - y0) as i64, x0 as i64, (x1 - x0) as i64);
+                    let mut window = mixed.narrow(2, y0, bh).narrow(3, x0, bw);
+                    window.copy_(&other.narrow(2, y0, bh).narrow(3, x0, bw));
+                }
+                mixed
+            }
+        }
+    }
+
+    /// λ·CE(logits, y) + (1 − λ)·CE(logits, y[perm]), each with label smoothing.
+    pub fn loss(&self, logits: &Tensor, y: &Tensor, label_smoothing: f64) -> Tensor {
+        let ce = |target: &Tensor| {
+            logits.cross_entropy_loss::<Tensor>(
+                target,
+                None,
+                Reduction::Mean,
+                -100,
+                label_smoothing,
+            )
+        };
+        ce(y) * self.lambda + ce(&self.partners(y)) * (1.0 - self.lambda)
+    }
+
+    /// The label that dominates each mixed example (its own when λ ≥ ½): what training
+    /// accuracy counts.
+    pub fn dominant_labels(&self, y: &Tensor) -> Tensor {
+        if self.lambda >= 0.5 {
+            y.shallow_clone()
+        } else {
+            self.partners(y)
+        }
+    }
+}
+
+/// A draw from Beta(α, α), as X / (X + Y) with X, Y ~ Gamma(α).
+pub fn sample_beta(alpha: f64, rng: &mut Rng) -> f64 {
+    let (x, y) = (sample_gamma(alpha, rng), sample_gamma(alpha, rng));
+    if x + y > 0.0 {
+        x / (x + y)
+    } else {
+        // Both underflowed (tiny α): Beta(α, α) puts its mass at 0 and 1 then.
+        if rng.uniform() < 0.5 {
+            0.0
+        } else {
+            1.0
+        }
+    }
+}
+
+/// Gamma(α, 1) by Marsaglia & Tsang (2000); α < 1 through Gamma(α + 1)·U^(1/α).
+fn sample_gamma(alpha: f64, rng: &mut Rng) -> f64 {
+    if alpha < 1.0 {
+        let u = 1.0 - rng.uniform(); // in (0, 1]
+        return sample_gamma(alpha + 1.0, rng) * u.powf(1.0 / alpha);
+    }
+    let d = alpha - 1.0 / 3.0;
+    let c = 1.0 / (9.0 * d).sqrt();
+    loop {
+        let x = standard_normal(rng);
+        let v = (1.0 + c * x).powi(3);
+        if v <= 0.0 {
+            continue;
+        }
+        let u = 1.0 - rng.uniform();
+        if u < 1.0 - 0.0331 * x.powi(4) || u.ln() < 0.5 * x * x + d * (1.0 - v + v.ln()) {
+            return d * v;
+        }
+    }
+}
+
+/// A standard normal draw (Box–Muller).
+fn standard_normal(rng: &mut Rng) -> f64 {
+    let u1 = 1.0 - rng.uniform();
+    let u2 = rng.uniform();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
 #[cfg(test)]
@@ -142,6 +434,244 @@ mod tests {
         assert!(
             (15..=270).contains(&erased),
             "2–33 % of 784 pixels, found {erased}"
+        );
+    }
+
+    fn natural(
+        brightness: f64,
+        contrast: f64,
+        saturation: f64,
+        cutout_size: usize,
+    ) -> NaturalAugmentConfig {
+        NaturalAugmentConfig {
+            brightness,
+            contrast,
+            saturation,
+            cutout_size,
+        }
+    }
+
+    const NO_GEOMETRY: AugmentConfig = AugmentConfig {
+        crop_padding: 0,
+        horizontal_flip: false,
+        random_erasing: 0.0,
+    };
+
+    /// A 3×8×8 image with varied colours.
+    fn rgb() -> Vec<u8> {
+        (0..3 * 64).map(|i| (i * 37 % 256) as u8).collect()
+    }
+
+    fn run(natural: &NaturalAugmentConfig, fill: &[f32], seed: u64) -> Vec<f32> {
+        let mut out = vec![0f32; 3 * 64];
+        augment_all_into(
+            &rgb(),
+            &mut out,
+            [3, 8, 8],
+            &NO_GEOMETRY,
+            natural,
+            fill,
+            &mut Rng::new(seed, 0),
+        );
+        out
+    }
+
+    #[test]
+    fn natural_off_draws_exactly_as_before() {
+        let cfg = AugmentConfig {
+            crop_padding: 2,
+            horizontal_flip: true,
+            random_erasing: 0.5,
+        };
+        for seed in 0..10 {
+            let (mut a, mut b) = (vec![0f32; 192], vec![0f32; 192]);
+            let (mut ra, mut rb) = (Rng::new(seed, 3), Rng::new(seed, 3));
+            augment_into(&rgb(), &mut a, [3, 8, 8], &cfg, &mut ra);
+            let off = NaturalAugmentConfig::default();
+            augment_all_into(
+                &rgb(),
+                &mut b,
+                [3, 8, 8],
+                &cfg,
+                &off,
+                &[1.0, 2.0, 3.0],
+                &mut rb,
+            );
+            assert_eq!(a, b);
+            assert_eq!(ra.next_u64(), rb.next_u64(), "same number of draws");
+        }
+    }
+
+    #[test]
+    fn brightness_scales_every_pixel_by_one_factor_in_range() {
+        for seed in 0..20 {
+            let out = run(&natural(0.4, 0.0, 0.0, 0), &[], seed);
+            let src = rgb();
+            let (i, &v) = src.iter().enumerate().find(|(_, &v)| v > 100).unwrap();
+            let f = out[i] / v as f32;
+            assert!((0.6..=1.4).contains(&f), "factor {f}");
+            for (o, &p) in out.iter().zip(&src) {
+                assert!((*o - (p as f32 * f).min(255.0)).abs() < 1e-3);
+            }
+        }
+    }
+
+    #[test]
+    fn colour_jitter_stays_in_pixel_range_and_is_deterministic() {
+        let cfg = natural(1.0, 1.0, 1.0, 0);
+        let mut changed = 0;
+        for seed in 0..30 {
+            let out = run(&cfg, &[], seed);
+            assert!(out.iter().all(|v| (0.0..=255.0).contains(v)), "{out:?}");
+            assert_eq!(out, run(&cfg, &[], seed), "same seed, same image");
+            changed += usize::from(out != rgb().iter().map(|&v| v as f32).collect::<Vec<_>>());
+        }
+        assert!(changed >= 29, "jitter changes images: {changed}/30");
+    }
+
+    #[test]
+    fn zero_saturation_makes_grey_and_grey_images_skip_it() {
+        // Saturation factor 0 (strength 1, drawn at the low end) gives each pixel its grey
+        // value in all three channels; check the blend itself.
+        let mut img: Vec<f32> = rgb().iter().map(|&v| v as f32).collect();
+        let g = grey(&img, [3, 8, 8]);
+        blend(&mut img, |i| g[i % 64], 0.0);
+        for i in 0..64 {
+            assert!((img[i] - img[64 + i]).abs() < 1e-4 && (img[i] - img[128 + i]).abs() < 1e-4);
+        }
+        let mut one = vec![50f32; 64];
+        color_jitter(
+            &mut one,
+            [1, 8, 8],
+            &natural(0.0, 0.0, 1.0, 0),
+            &mut Rng::new(1, 0),
+        );
+        assert_eq!(one, vec![50f32; 64], "saturation needs colour");
+    }
+
+    #[test]
+    fn cutout_fills_a_clipped_square_with_the_mean() {
+        let fill = [10.0f32, 20.0, 30.0];
+        let mut sizes = Vec::new();
+        for seed in 0..40 {
+            let out = run(&natural(0.0, 0.0, 0.0, 4), &fill, seed);
+            let filled: Vec<usize> = (0..64).filter(|&i| out[i] == 10.0).collect();
+            assert!(filled
+                .iter()
+                .all(|&i| out[64 + i] == 20.0 && out[128 + i] == 30.0));
+            assert!(!filled.is_empty() && filled.len() <= 16, "{}", filled.len());
+            sizes.push(filled.len());
+        }
+        assert!(sizes.contains(&16), "an unclipped square is 4×4: {sizes:?}");
+        assert!(
+            sizes.iter().any(|&n| n < 16),
+            "squares at the border are clipped"
+        );
+    }
+
+    #[test]
+    fn beta_draws_are_in_range_with_the_right_mean_and_shape() {
+        let mut rng = Rng::new(3, 0);
+        let uniform: Vec<f64> = (0..4000).map(|_| sample_beta(1.0, &mut rng)).collect();
+        assert!(uniform.iter().all(|l| (0.0..=1.0).contains(l)));
+        let mean = uniform.iter().sum::<f64>() / 4000.0;
+        assert!((mean - 0.5).abs() < 0.03, "Beta(1,1) mean {mean}");
+        let low = uniform.iter().filter(|&&l| l < 0.25).count();
+        assert!(
+            (850..1150).contains(&low),
+            "Beta(1,1) is uniform: {low}/4000 below ¼"
+        );
+        let peaked: Vec<f64> = (0..4000).map(|_| sample_beta(0.2, &mut rng)).collect();
+        let extreme = peaked
+            .iter()
+            .filter(|&&l| !(0.1..=0.9).contains(&l))
+            .count();
+        assert!(peaked.iter().all(|l| (0.0..=1.0).contains(l)));
+        // Beta(0.2, 0.2) puts ~61 % of its mass outside [0.1, 0.9].
+        assert!(
+            (2200..2700).contains(&extreme),
+            "{extreme}/4000 extreme draws"
+        );
+    }
+
+    #[test]
+    fn mixer_is_seeded_by_epoch_and_off_without_alphas() {
+        assert!(BatchMixer::new(0.0, 0.0, 1, 0).is_none());
+        let plans = |epoch| {
+            let mut m = BatchMixer::new(0.4, 1.0, 7, epoch).unwrap();
+            (0..6).map(|_| m.plan(8, 32, 32)).collect::<Vec<_>>()
+        };
+        assert_eq!(plans(2), plans(2));
+        assert_ne!(plans(2), plans(3));
+        let all: Vec<MixPlan> = (0..10).flat_map(plans).collect();
+        assert!(all.iter().any(|p| p.kind == MixKind::Mixup));
+        assert!(all.iter().any(|p| p.kind == MixKind::CutMix));
+        for p in &all {
+            assert!((0.0..=1.0).contains(&p.lambda));
+            let mut sorted = p.perm.clone();
+            sorted.sort();
+            assert_eq!(sorted, (0..8).collect::<Vec<i64>>(), "a permutation");
+        }
+    }
+
+    #[test]
+    fn mixup_blends_and_cutmix_pastes_with_lambda_the_kept_area() {
+        let x = Tensor::arange(2 * 16, (tch::Kind::Float, tch::Device::Cpu)).view([2, 1, 4, 4]);
+        let swap = vec![1i64, 0];
+        let mix = MixPlan {
+            kind: MixKind::Mixup,
+            lambda: 0.25,
+            perm: swap.clone(),
+            bbox: None,
+        };
+        let m = mix.apply(&x);
+        let expect = &x * 0.25 + x.flip([0]) * 0.75;
+        assert!(m.allclose(&expect, 1e-6, 1e-6, false));
+
+        let mut mixer = BatchMixer::new(0.0, 1.0, 5, 0).unwrap();
+        for _ in 0..20 {
+            let mut plan = mixer.plan(2, 4, 4);
+            plan.perm = swap.clone();
+            let [y0, y1, x0, x1] = plan.bbox.unwrap();
+            let kept = 1.0 - ((y1 - y0) * (x1 - x0)) as f64 / 16.0;
+            assert!((plan.lambda - kept).abs() < 1e-12);
+            let out = plan.apply(&x);
+            for y in 0..4 {
+                for xx in 0..4 {
+                    let inside = (y0..y1).contains(&y) && (x0..x1).contains(&xx);
+                    let from = if inside { 1 } else { 0 };
+                    let v = out.double_value(&[0, 0, y as i64, xx as i64]);
+                    assert_eq!(v, x.double_value(&[from, 0, y as i64, xx as i64]));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mixed_loss_weighs_both_labels_and_accuracy_counts_the_dominant_one() {
+        let logits = Tensor::from_slice(&[2.0f32, 0.0, 0.0, 3.0]).view([2, 2]);
+        let y = Tensor::from_slice(&[0i64, 1]);
+        let ce = |t: &Tensor| {
+            logits
+                .cross_entropy_loss::<Tensor>(t, None, Reduction::Mean, -100, 0.0)
+                .double_value(&[])
+        };
+        let plan = |lambda| MixPlan {
+            kind: MixKind::Mixup,
+            lambda,
+            perm: vec![1, 0],
+            bbox: None,
+        };
+        let flipped = Tensor::from_slice(&[1i64, 0]);
+        let l = plan(0.3).loss(&logits, &y, 0.0).double_value(&[]);
+        assert!((l - (0.3 * ce(&y) + 0.7 * ce(&flipped))).abs() < 1e-6);
+        assert_eq!(
+            Vec::<i64>::try_from(plan(0.3).dominant_labels(&y)).unwrap(),
+            vec![1, 0]
+        );
+        assert_eq!(
+            Vec::<i64>::try_from(plan(0.7).dominant_labels(&y)).unwrap(),
+            vec![0, 1]
         );
     }
 }

@@ -33,8 +33,35 @@ fn provenance(name: &str) -> (&'static str, &'static str, Vec<&'static str>) {
                 "Classes are exactly balanced, unlike real product streams; accuracy here overstates accuracy on a skewed stream.",
             ],
         ),
+        "cifar10" | "cifar100" | "cifar100_coarse" => (
+            if name == "cifar10" {
+                "Krizhevsky 2009, \"Learning Multiple Layers of Features from Tiny Images\" (tech. report, U. Toronto); official archive from https://www.cs.toronto.edu/~kriz/cifar.html, checked against its SHA-256"
+            } else {
+                "Krizhevsky 2009, \"Learning Multiple Layers of Features from Tiny Images\" (tech. report, U. Toronto); official archive from https://www.cs.toronto.edu/~kriz/cifar.html, checked against its SHA-256; 100 classes in 20 superclasses (coarse labels)"
+            },
+            "no licence stated; cite Krizhevsky 2009",
+            cifar_biases(name),
+        ),
         _ => ("user-provided files", "see the dataset's own terms", vec!["unknown: document how the images were collected and labelled"]),
     }
+}
+
+/// What is known to limit conclusions drawn on CIFAR.
+fn cifar_biases(name: &str) -> Vec<&'static str> {
+    let mut b = vec![
+        "A subset of the 80 Million Tiny Images collection (2008): web image-search results for WordNet nouns, mostly English-language search engines, then checked by paid student labellers; the parent collection was withdrawn in 2020 over offensive labels and images (Birhane & Prabhu 2021), CIFAR itself was not.",
+        "32×32 thumbnails of object-centred photos: fine detail is gone, and the objects are mostly in canonical poses and viewpoints.",
+        "Classes are exactly balanced (by construction), unlike real image streams.",
+        "Test images have near-duplicates in the training set (Barz & Denzler 2020: ~3 % of CIFAR-10's and ~10 % of CIFAR-100's test images), which inflates test accuracy.",
+        "Years of model selection on the same test set: new test sets drawn the same way score several points lower (CIFAR-10.1, Recht et al. 2018).",
+    ];
+    if name == "cifar10" {
+        b.push("Test labels are nearly clean (Northcutt et al. 2021 estimate ~0.5 % errors); automobile vs truck and cat vs dog are the classic confusions.");
+    } else {
+        b.push("Test labels are noisier than CIFAR-10's (Northcutt et al. 2021 estimate ~6 % errors), and many classes are fine-grained (maple vs oak vs willow tree), so some errors are not the model's.");
+        b.push("The 20 superclasses group visually unlike classes (e.g. non-insect invertebrates: crab, lobster, snail, spider, worm).");
+    }
+    b
 }
 
 impl DataCard {

@@ -1,9 +1,9 @@
 //! Batches for training and evaluation: seeded shuffling per epoch, augmentation of
 //! training examples, normalisation with statistics of the training split.
-use super::augment::augment_into;
+use super::augment::augment_all_into;
 use super::split::Split;
 use super::{Dataset, ImageSet};
-use crate::config::{AugmentConfig, DataConfig};
+use crate::config::{AugmentConfig, DataConfig, NaturalAugmentConfig};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -75,6 +75,8 @@ pub struct Loader {
     pub batch_size: usize,
     shuffle: bool,
     augment: Option<AugmentConfig>,
+    /// Colour jitter and Cutout, training only; see [`Loader::with_natural_augment`].
+    natural: Option<NaturalAugmentConfig>,
     pub norm: Normalization,
     seed: u64,
     pub device: Device,
@@ -100,10 +102,18 @@ impl Loader {
             batch_size,
             shuffle,
             augment,
+            natural: None,
             norm,
             seed,
             device,
         }
+    }
+
+    /// Adds colour jitter and Cutout to this loader's batches (after crop and flip,
+    /// before random erasing); off when `cfg` enables none of them.
+    pub fn with_natural_augment(mut self, cfg: &NaturalAugmentConfig) -> Loader {
+        self.natural = cfg.any().then(|| cfg.clone());
+        self
     }
 
     /// Number of examples.
@@ -167,7 +177,7 @@ impl Loader {
 
     /// True when training batches are augmented (so each epoch sees other pixels).
     pub fn augments(&self) -> bool {
-        self.augment.is_some()
+        self.augment.is_some() || self.natural.is_some()
     }
 
     /// The epoch's batches of positions, and the generator augmentation continues with.
@@ -184,13 +194,24 @@ impl Loader {
     fn batch(&self, idx: &[usize], rng: &mut Rng) -> (Tensor, Tensor) {
         let n = self.shape.iter().product::<usize>();
         let mut buf = vec![0f32; idx.len() * n];
+        // Cutout writes the training mean, which normalises to 0 (as in the paper).
+        let fill: Vec<f32> = self.norm.mean.iter().map(|m| m * 255.0).collect();
+        let no_geometry = AugmentConfig {
+            crop_padding: 0,
+            horizontal_flip: false,
+            random_erasing: 0.0,
+        };
+        let off = NaturalAugmentConfig::default();
         for (k, &i) in idx.iter().enumerate() {
             let src = &self.pixels[i * n..(i + 1) * n];
             let dst = &mut buf[k * n..(k + 1) * n];
-            match &self.augment {
-                Some(cfg) => augment_into(src, dst, self.shape, cfg, rng),
-                None => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s as f32),
+            if self.augment.is_none() && self.natural.is_none() {
+                dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s as f32);
+                continue;
             }
+            let geometry = self.augment.as_ref().unwrap_or(&no_geometry);
+            let natural = self.natural.as_ref().unwrap_or(&off);
+            augment_all_into(src, dst, self.shape, geometry, natural, &fill, rng);
         }
         self.norm.apply_raw(&mut buf, self.shape);
         let [c, h, w] = self.shape.map(|d| d as i64);
@@ -323,11 +344,66 @@ impl DataLoaders {
                 norm.clone(),
                 seed,
                 device,
-            ),
+            )
+            .with_natural_augment(&cfg.natural_augment),
             val: eval_loader(&val_set),
             test: eval_loader(&test_set),
             split,
             norm,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 12 RGB 8×8 images, image `i` filled with the value `10·i`, label `i % 3`.
+    fn set() -> ImageSet {
+        let pixels: Vec<u8> = (0..12u8).flat_map(|i| vec![10 * i; 3 * 64]).collect();
+        let labels: Vec<i64> = (0..12).map(|i| i % 3).collect();
+        ImageSet {
+            images: Tensor::from_slice(&pixels).view([12, 3, 8, 8]),
+            labels: Tensor::from_slice(&labels),
+        }
+    }
+
+    #[test]
+    fn natural_augmentation_keeps_labels_and_pixel_range_and_replays_per_epoch() {
+        let s = set();
+        let norm = Normalization::of(&s.images);
+        let natural = NaturalAugmentConfig {
+            brightness: 0.5,
+            contrast: 0.5,
+            saturation: 0.5,
+            cutout_size: 4,
+        };
+        let loader = Loader::new(&s, 5, true, None, norm.clone(), 3, Device::Cpu)
+            .with_natural_augment(&natural);
+        assert!(loader.augments());
+        let epoch = |e| loader.batches(e).collect::<Vec<_>>();
+        for (x, y) in epoch(0) {
+            let shown = norm.denormalize(&x);
+            let (lo, hi) = (shown.min().double_value(&[]), shown.max().double_value(&[]));
+            assert!((0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi));
+            for k in 0..y.size()[0] {
+                let label = y.int64_value(&[k]);
+                assert!((0..3).contains(&label));
+            }
+        }
+        let order: Vec<i64> = epoch(1)
+            .iter()
+            .flat_map(|(_, y)| Vec::<i64>::try_from(y).unwrap())
+            .collect();
+        let idx: Vec<usize> = loader.batch_indices(1).concat();
+        let want: Vec<i64> = idx.iter().map(|&i| loader.labels()[i]).collect();
+        assert_eq!(order, want, "labels travel with their images");
+        let (a, b) = (epoch(2), epoch(2));
+        for ((xa, _), (xb, _)) in a.iter().zip(&b) {
+            assert!(xa.equal(xb), "same epoch, same augmentation");
+        }
+        let off = Loader::new(&s, 5, true, None, norm, 3, Device::Cpu)
+            .with_natural_augment(&NaturalAugmentConfig::default());
+        assert!(!off.augments());
     }
 }

@@ -1,6 +1,7 @@
 //! Datasets: file readers, the in-memory [`Dataset`], and its [`DataCard`].
 pub mod augment;
 pub mod card;
+pub mod cifar;
 pub mod fashion_mnist;
 pub mod idx;
 pub mod image_folder;
@@ -13,15 +14,43 @@ use crate::config::DataConfig;
 use crate::Error;
 
 /// Dataset names `data.dataset` accepts.
-pub const KNOWN_DATASETS: [&str; 2] = ["fashion_mnist", "image_folder"];
+pub const KNOWN_DATASETS: [&str; 4] = ["fashion_mnist", "image_folder", "cifar10", "cifar100"];
+
+/// The folder a dataset's files are looked for in when `data.dir` is not set, relative
+/// to the repository root (`None` for `image_folder`, which has no default).
+pub fn default_dir(dataset: &str) -> Option<&'static str> {
+    match dataset {
+        "fashion_mnist" => Some(fashion_mnist::DEFAULT_DIR),
+        "cifar10" => Some(cifar::Cifar::Cifar10.default_dir()),
+        "cifar100" => Some(cifar::Cifar::Cifar100.default_dir()),
+        _ => None,
+    }
+}
 
 /// Loads the dataset a config names from `data.dir`. `image_folder` reads
 /// `dir/train/<class>/…` and `dir/test/<class>/…`, or `dir/<class>/…` with a stratified
 /// fifth held out as the test set (seeded by `seed`); skipped files are reported on
-/// stderr with their count.
+/// stderr with their count. `cifar10`/`cifar100` read an extracted official release or
+/// an official archive ([`cifar::load`]); with `data.dir` left at its default (the
+/// Fashion-MNIST folder), they look in `data/cifar10` / `data/cifar100`.
 pub fn load(cfg: &DataConfig, seed: u64) -> crate::Result<Dataset> {
+    let cifar_dir = |c: cifar::Cifar| {
+        if cfg.dir == std::path::Path::new(fashion_mnist::DEFAULT_DIR) {
+            std::path::PathBuf::from(c.default_dir())
+        } else {
+            cfg.dir.clone()
+        }
+    };
     match cfg.dataset.as_str() {
         "fashion_mnist" => fashion_mnist::load(&cfg.dir),
+        "cifar10" => {
+            let c = cifar::Cifar::Cifar10;
+            cifar::load(cifar_dir(c), c, cfg.cifar100_labels)
+        }
+        "cifar100" => {
+            let c = cifar::Cifar::Cifar100;
+            cifar::load(cifar_dir(c), c, cfg.cifar100_labels)
+        }
         "image_folder" => {
             let opts = image_folder::ImageFolderOptions {
                 size: (cfg.image_size, cfg.image_size),

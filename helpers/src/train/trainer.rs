@@ -1,11 +1,16 @@
 //! The training loop: seeded, checkpointed every epoch, resumable bit for bit, stopped
 //! by a NaN guard or early stopping, ending with the best weights restored and evaluated.
+//!
+//! Optional per batch: mixup/CutMix ([`BatchMixer`], seeded from the epoch, so a resumed
+//! run mixes as an unbroken one) and, on CUDA, mixed precision ([`amp`]: autocast to
+//! bf16/fp16, dynamic loss scaling for fp16) and channels-last weights.
 use super::checkpoint::{self, read_tensors, write_tensors};
 use super::probe::{self, EmbeddingCache};
 use super::{
     EpochRecord, History, Optimizer, PrintEpochs, Progress, Schedule, StepInfo, TrainedRun,
 };
-use crate::config::RunConfig;
+use crate::config::{Precision, RunConfig};
+use crate::data::augment::BatchMixer;
 use crate::data::{DataLoaders, Dataset, Loader, Split};
 use crate::evaluate::{predict, predict_embeddings};
 use crate::log::{EventWriter, HParam};
@@ -17,7 +22,7 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Instant;
-use tch::{Kind, Reduction, Tensor};
+use tch::{Device, Kind, Reduction, Tensor};
 
 /// What to do when the run directory already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +82,9 @@ struct LoopState {
     train_seconds: f64,
     schedule: Schedule,
     history: History,
+    /// fp16 loss scaling, carried across epochs and resumes.
+    #[serde(default)]
+    loss_scaler: Option<amp::LossScaler>,
 }
 
 /// Trains `cfg` on `data` into `saved_models/<name>/` (see [`crate::run::runs_root`]),
@@ -111,7 +119,8 @@ pub fn fit_with(
     if cfg.threads > 0 {
         tch::set_num_threads(cfg.threads as i32);
     }
-    let device = cfg.device();
+    let device = cfg.checked_device()?;
+    let precision = effective_precision(cfg, device, progress)?;
     let split = match start {
         Start::Resume => Split::load(&run.file("split.json"))?,
         _ => Split::stratified(
@@ -137,16 +146,28 @@ pub fn fit_with(
         data.num_classes() as i64,
         device,
     )?;
+    let mut model = model;
+    if device.is_cuda() && cfg.model.channels_last {
+        // CPU models are built channels-last already; on CUDA it is asked for.
+        model.channels_last = true;
+        crate::models::memory_format::convert_conv_weights(&model);
+    }
     model.set_input_stats(&loaders.norm);
     let mut opt = Optimizer::new(&cfg.train, model.trainable_named());
     scale_backbone_lr(&mut opt, &model, cfg.model.backbone_lr_scale);
-    let cache = if model.is_linear_probe() && !loaders.train.augments() {
+    // Mixing needs the images, so it rules out cached embeddings as augmentation does.
+    let mixes = cfg.train.mixup_alpha > 0.0 || cfg.train.cutmix_alpha > 0.0;
+    let cache = if model.is_linear_probe() && !loaders.train.augments() && !mixes {
         progress.on_message("linear probe: embedding every split once with the frozen backbone");
         let cache = probe::embeddings(&opts.root, cfg, data, &model, &loaders)?;
         progress.on_message(&format!(
             "embeddings {:?} ({}, {:.1} s to compute)",
             cache.train.size(),
-            if cache.reused { "cached" } else { "computed now" },
+            if cache.reused {
+                "cached"
+            } else {
+                "computed now"
+            },
             cache.seconds
         ));
         Some(cache)
@@ -158,7 +179,7 @@ pub fn fit_with(
         _ => {
             run.write_config(cfg)?;
             loaders.split.save(&run.file("split.json"))?;
-            LoopState::new(cfg, loaders.train.num_batches())
+            LoopState::new(cfg, loaders.train.num_batches(), precision)
         }
     };
     let ctx = Ctx {
@@ -167,6 +188,7 @@ pub fn fit_with(
         model: &model,
         loaders: &loaders,
         cache: cache.as_ref(),
+        precision,
     };
     train_epochs(&ctx, &mut opt, &mut state, opts.stop_after_epochs, progress)?;
     if state.epochs_done < cfg.train.epochs && !state.stopped_early {
@@ -184,12 +206,18 @@ struct Ctx<'a> {
     loaders: &'a DataLoaders,
     /// Embeddings of a linear probe, when the frozen backbone's outputs are cached.
     cache: Option<&'a EmbeddingCache>,
+    /// Arithmetic of the forward pass (fp32 on CPU whatever the config says).
+    precision: Precision,
 }
 
 impl Ctx<'_> {
     /// Predictions on the validation or test split, from cached embeddings if any.
     fn predict_split(&self, test: bool) -> crate::evaluate::Predictions {
-        let loader = if test { &self.loaders.test } else { &self.loaders.val };
+        let loader = if test {
+            &self.loaders.test
+        } else {
+            &self.loaders.val
+        };
         match self.cache {
             Some(c) => {
                 let emb = if test { &c.test } else { &c.val };
@@ -220,6 +248,32 @@ impl Ctx<'_> {
             None => self.model.forward_t(x, true),
         }
     }
+}
+
+/// The precision training will use: the configured one on CUDA, fp32 on the CPU (bf16
+/// there is many times slower without native support, and fp16 autocast is CUDA's).
+fn effective_precision(
+    cfg: &RunConfig,
+    device: Device,
+    progress: &mut dyn Progress,
+) -> Result<Precision> {
+    let asked = cfg.train.precision;
+    if asked == Precision::Fp32 {
+        return Ok(asked);
+    }
+    if !device.is_cuda() {
+        progress.on_message(&format!(
+            "train.precision = {asked:?} applies on CUDA only; training in fp32 on the CPU"
+        ));
+        return Ok(Precision::Fp32);
+    }
+    if !amp::available() {
+        return Err(Error::config(
+            "train.precision",
+            "libtorch's autocast functions were not found in this process; use \"fp32\"",
+        ));
+    }
+    Ok(asked)
 }
 
 /// Applies `scale` to the learning rate of every trainable weight outside the classifier.
@@ -276,7 +330,7 @@ fn decide_start(run: &RunDir, cfg: &RunConfig, existing: Existing) -> Result<Sta
 }
 
 impl LoopState {
-    fn new(cfg: &RunConfig, steps_per_epoch: usize) -> LoopState {
+    fn new(cfg: &RunConfig, steps_per_epoch: usize, precision: Precision) -> LoopState {
         LoopState {
             epochs_done: 0,
             global_step: 0,
@@ -287,6 +341,7 @@ impl LoopState {
             train_seconds: 0.0,
             schedule: Schedule::new(&cfg.train, steps_per_epoch),
             history: History::default(),
+            loss_scaler: (precision == Precision::Fp16).then(amp::LossScaler::default),
         }
     }
 }
@@ -463,6 +518,8 @@ fn end_epoch(ctx: &Ctx, state: &mut LoopState, record: &EpochRecord) -> Result<(
 }
 
 /// One pass over the training loader; returns (mean loss, accuracy, last LR, images).
+/// With mixing on, the loss is the mixed one and accuracy counts each example's
+/// dominant label.
 fn train_one_epoch(
     ctx: &Ctx,
     opt: &mut Optimizer,
@@ -473,17 +530,43 @@ fn train_one_epoch(
     let (mut loss_sum, mut correct, mut seen, mut lr) = (0.0, 0i64, 0usize, 0.0);
     let started = Instant::now();
     let steps = loader.num_batches();
+    let mut mixer = BatchMixer::new(
+        cfg.train.mixup_alpha,
+        cfg.train.cutmix_alpha,
+        cfg.seed,
+        state.epochs_done,
+    );
+    let params: Vec<Tensor> = match state.loss_scaler {
+        Some(_) => ctx
+            .model
+            .trainable_named()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect(),
+        None => Vec::new(),
+    };
     for (step, (x, y)) in ctx.training_batches(state.epochs_done).enumerate() {
         lr = state.schedule.lr(state.global_step);
         opt.zero_grad();
-        let logits = ctx.forward_train(&x);
-        let loss = logits.cross_entropy_loss::<Tensor>(
-            &y,
-            None,
-            Reduction::Mean,
-            -100,
-            cfg.train.label_smoothing,
-        );
+        let s = x.size();
+        let plan = mixer
+            .as_mut()
+            .map(|m| m.plan(s[0] as usize, s[2] as usize, s[3] as usize));
+        let (logits, loss) = amp::autocast(ctx.model.device(), ctx.precision, || {
+            let x = match &plan {
+                Some(p) => p.apply(&x),
+                None => x.shallow_clone(),
+            };
+            let logits = ctx.forward_train(&x);
+            let smoothing = cfg.train.label_smoothing;
+            let loss = match &plan {
+                Some(p) => p.loss(&logits, &y, smoothing),
+                None => {
+                    logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, smoothing)
+                }
+            };
+            (logits, loss)
+        });
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
             return Err(Error::NonFinite {
@@ -493,17 +576,16 @@ fn train_one_epoch(
                 lr,
             });
         }
-        loss.backward();
-        if cfg.train.grad_clip > 0.0 {
-            opt.clip_grad_norm(cfg.train.grad_clip);
-        }
-        opt.step(lr);
+        backward_and_step(ctx, opt, state, &params, &loss, lr);
         state.global_step += 1;
         let batch = y.size()[0] as usize;
         loss_sum += loss_value * batch as f64;
+        let target = plan
+            .as_ref()
+            .map_or_else(|| y.shallow_clone(), |p| p.dominant_labels(&y));
         correct += logits
             .argmax(-1, false)
-            .eq_tensor(&y)
+            .eq_tensor(&target)
             .sum(Kind::Int64)
             .int64_value(&[]);
         seen += batch;
@@ -523,6 +605,31 @@ fn train_one_epoch(
         lr,
         seen,
     ))
+}
+
+/// Gradients and the optimiser step; with fp16 loss scaling, a step whose gradients
+/// overflowed is skipped (and the scale lowered), as PyTorch's `GradScaler` does.
+fn backward_and_step(
+    ctx: &Ctx,
+    opt: &mut Optimizer,
+    state: &mut LoopState,
+    params: &[Tensor],
+    loss: &Tensor,
+    lr: f64,
+) {
+    match state.loss_scaler.as_mut() {
+        Some(scaler) => {
+            scaler.scale(loss).backward();
+            if !scaler.unscale_and_update(params) {
+                return;
+            }
+        }
+        None => loss.backward(),
+    }
+    if ctx.cfg.train.grad_clip > 0.0 {
+        opt.clip_grad_norm(ctx.cfg.train.grad_clip);
+    }
+    opt.step(lr);
 }
 
 /// Records a failure in meta.json (the best checkpoint stays) and passes the error on.
@@ -605,4 +712,236 @@ fn save_figures(run: &RunDir, history: &History, test: &Metrics) -> Result<()> {
     test.confusion_figure()?.save_in(&run.path)?;
     test.f1_figure()?.save_in(&run.path)?;
     Ok(())
+}
+
+/// Mixed precision through libtorch's own autocast: tch 0.26 only switches CUDA autocast
+/// on with its default dtype (fp16), so the C++ functions that choose the device and the
+/// dtype are looked up by their exported (mangled) names in libtorch_cpu, which every
+/// libtorch build has; `DeviceType` and `ScalarType` are `int8_t` enums in C++.
+pub(crate) mod amp {
+    use crate::config::Precision;
+    use crate::report::env::torch_symbol;
+    use serde::{Deserialize, Serialize};
+    use std::ffi::CStr;
+    use std::sync::OnceLock;
+    use tch::{Device, Kind, Tensor};
+
+    /// libtorch's autocast functions.
+    struct Api {
+        set_enabled: extern "C" fn(i8, bool),
+        is_enabled: extern "C" fn(i8) -> bool,
+        set_dtype: extern "C" fn(i8, i8),
+        get_dtype: extern "C" fn(i8) -> i8,
+        increment_nesting: extern "C" fn() -> i32,
+        decrement_nesting: extern "C" fn() -> i32,
+        clear_cache: extern "C" fn(),
+    }
+
+    const SET_ENABLED: &CStr = c"_ZN2at8autocast20set_autocast_enabledEN3c1010DeviceTypeEb";
+    const IS_ENABLED: &CStr = c"_ZN2at8autocast19is_autocast_enabledEN3c1010DeviceTypeE";
+    const SET_DTYPE: &CStr =
+        c"_ZN2at8autocast18set_autocast_dtypeEN3c1010DeviceTypeENS1_10ScalarTypeE";
+    const GET_DTYPE: &CStr = c"_ZN2at8autocast18get_autocast_dtypeEN3c1010DeviceTypeE";
+    const INCREMENT: &CStr = c"_ZN2at8autocast17increment_nestingEv";
+    const DECREMENT: &CStr = c"_ZN2at8autocast17decrement_nestingEv";
+    const CLEAR_CACHE: &CStr = c"_ZN2at8autocast11clear_cacheEv";
+
+    /// c10's `ScalarType` codes.
+    const HALF: i8 = 5;
+    const BFLOAT16: i8 = 15;
+
+    fn api() -> Option<&'static Api> {
+        static API: OnceLock<Option<Api>> = OnceLock::new();
+        API.get_or_init(|| {
+            // SAFETY: each symbol is the C++ function of the stated signature (checked by
+            // the tests against libtorch's behaviour); a missing one disables autocast.
+            unsafe {
+                Some(Api {
+                    set_enabled: std::mem::transmute::<*mut std::ffi::c_void, extern "C" fn(i8, bool)>(torch_symbol(SET_ENABLED)?),
+                    is_enabled: std::mem::transmute::<*mut std::ffi::c_void, extern "C" fn(i8) -> bool>(torch_symbol(IS_ENABLED)?),
+                    set_dtype: std::mem::transmute::<*mut std::ffi::c_void, extern "C" fn(i8, i8)>(torch_symbol(SET_DTYPE)?),
+                    get_dtype: std::mem::transmute::<*mut std::ffi::c_void, extern "C" fn(i8) -> i8>(torch_symbol(GET_DTYPE)?),
+                    increment_nesting: std::mem::transmute::<*mut std::ffi::c_void, extern "C" fn() -> i32>(torch_symbol(INCREMENT)?),
+                    decrement_nesting: std::mem::transmute::<*mut std::ffi::c_void, extern "C" fn() -> i32>(torch_symbol(DECREMENT)?),
+                    clear_cache: std::mem::transmute::<*mut std::ffi::c_void, extern "C" fn()>(torch_symbol(CLEAR_CACHE)?),
+                })
+            }
+        })
+        .as_ref()
+    }
+
+    /// True when libtorch's autocast functions were found.
+    pub fn available() -> bool {
+        api().is_some()
+    }
+
+    fn device_type(device: Device) -> i8 {
+        match device {
+            Device::Cuda(_) => 1,
+            _ => 0,
+        }
+    }
+
+    /// Restores autocast's previous state when the region ends (even by a panic).
+    struct Region {
+        api: &'static Api,
+        device: i8,
+        was_enabled: bool,
+        was_dtype: i8,
+    }
+
+    impl Drop for Region {
+        fn drop(&mut self) {
+            let a = self.api;
+            // Cached low-precision copies of the weights are stale after the next
+            // optimiser step: drop them when the outermost region ends.
+            if (a.decrement_nesting)() == 0 {
+                (a.clear_cache)();
+            }
+            (a.set_enabled)(self.device, self.was_enabled);
+            (a.set_dtype)(self.device, self.was_dtype);
+        }
+    }
+
+    /// Runs `f` with autocast to `precision` on `device`'s type; fp32 (or no autocast
+    /// functions) runs it as it is. Differentiable ops inside record their casts, so
+    /// `backward` is called after the region, as in PyTorch.
+    pub fn autocast<T>(device: Device, precision: Precision, f: impl FnOnce() -> T) -> T {
+        let dtype = match precision {
+            Precision::Fp32 => return f(),
+            Precision::Bf16 => BFLOAT16,
+            Precision::Fp16 => HALF,
+        };
+        let Some(a) = api() else { return f() };
+        let dev = device_type(device);
+        let _region = Region {
+            api: a,
+            device: dev,
+            was_enabled: (a.is_enabled)(dev),
+            was_dtype: (a.get_dtype)(dev),
+        };
+        (a.set_dtype)(dev, dtype);
+        (a.set_enabled)(dev, true);
+        (a.increment_nesting)();
+        f()
+    }
+
+    /// Dynamic loss scaling for fp16 (PyTorch's `GradScaler` defaults): the loss is
+    /// multiplied by `scale` so small gradients survive fp16; a step with an inf/NaN
+    /// gradient is skipped and the scale halved; after 2 000 clean steps it doubles.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct LossScaler {
+        pub scale: f64,
+        pub clean_steps: usize,
+    }
+
+    const GROWTH_INTERVAL: usize = 2000;
+
+    impl Default for LossScaler {
+        fn default() -> Self {
+            LossScaler {
+                scale: 65536.0,
+                clean_steps: 0,
+            }
+        }
+    }
+
+    impl LossScaler {
+        /// The loss to call `backward` on.
+        pub fn scale(&self, loss: &Tensor) -> Tensor {
+            loss * self.scale
+        }
+
+        /// Divides the gradients of `params` by the scale and updates it; false when a
+        /// gradient is not finite (skip this step).
+        pub fn unscale_and_update(&mut self, params: &[Tensor]) -> bool {
+            let finite = tch::no_grad(|| {
+                let mut bad: Option<Tensor> = None;
+                for p in params {
+                    let mut g = p.grad();
+                    if !g.defined() {
+                        continue;
+                    }
+                    let _ = g.g_mul_scalar_(1.0 / self.scale);
+                    let b = g.isfinite().logical_not().any();
+                    bad = Some(match bad {
+                        Some(acc) => acc.logical_or(&b),
+                        None => b,
+                    });
+                }
+                bad.is_none_or(|b| b.to_kind(Kind::Int64).int64_value(&[]) == 0)
+            });
+            if finite {
+                self.clean_steps += 1;
+                if self.clean_steps >= GROWTH_INTERVAL {
+                    self.scale *= 2.0;
+                    self.clean_steps = 0;
+                }
+            } else {
+                self.scale = (self.scale * 0.5).max(1.0);
+                self.clean_steps = 0;
+            }
+            finite
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn cpu_autocast_runs_matmul_in_bf16_and_restores_state() {
+            let a = api().expect("libtorch's autocast symbols are exported");
+            let x = Tensor::ones([2, 3], (Kind::Float, Device::Cpu));
+            let w = Tensor::ones([3, 4], (Kind::Float, Device::Cpu));
+            let before = ((a.is_enabled)(0), (a.get_dtype)(0));
+            let y = autocast(Device::Cpu, Precision::Bf16, || x.matmul(&w));
+            assert_eq!(y.kind(), Kind::BFloat16);
+            assert_eq!(
+                ((a.is_enabled)(0), (a.get_dtype)(0)),
+                before,
+                "state restored"
+            );
+            assert_eq!(
+                x.matmul(&w).kind(),
+                Kind::Float,
+                "off again after the region"
+            );
+            let z = autocast(Device::Cpu, Precision::Fp32, || x.matmul(&w));
+            assert_eq!(z.kind(), Kind::Float);
+        }
+
+        #[test]
+        fn cuda_dtype_is_set_and_read_back_without_a_gpu() {
+            // The dtype is per device type and thread; setting CUDA's needs no GPU.
+            let a = api().unwrap();
+            let was = (a.get_dtype)(1);
+            (a.set_dtype)(1, BFLOAT16);
+            assert_eq!((a.get_dtype)(1), BFLOAT16);
+            (a.set_dtype)(1, was);
+            assert_eq!(was, HALF, "CUDA autocast defaults to fp16");
+        }
+
+        #[test]
+        fn loss_scaler_skips_overflow_and_grows_after_clean_steps() {
+            let w = Tensor::from_slice(&[1.0f32, 2.0]).set_requires_grad(true);
+            let mut s = LossScaler::default();
+            let loss = (&w * &w).sum(Kind::Float);
+            s.scale(&loss).backward();
+            assert!(s.unscale_and_update(&[w.shallow_clone()]));
+            let g = Vec::<f32>::try_from(w.grad()).unwrap();
+            assert!(
+                (g[0] - 2.0).abs() < 1e-6 && (g[1] - 4.0).abs() < 1e-6,
+                "{g:?}"
+            );
+            let mut grad = w.grad();
+            let _ = grad.fill_(f64::INFINITY);
+            assert!(!s.unscale_and_update(&[w.shallow_clone()]));
+            assert_eq!(s.scale, 32768.0);
+            s.clean_steps = GROWTH_INTERVAL - 1;
+            let _ = w.grad().zero_();
+            assert!(s.unscale_and_update(&[w.shallow_clone()]));
+            assert_eq!((s.scale, s.clean_steps), (65536.0, 0));
+        }
+    }
 }

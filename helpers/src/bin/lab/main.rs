@@ -68,6 +68,10 @@ struct TrainArgs {
     /// Run config (TOML), e.g. configs/fashion_mnist.toml.
     #[arg(long)]
     config: PathBuf,
+    /// Override data.dataset (e.g. cifar100 with configs/cifar10.toml); the data folder
+    /// and the run name follow when they were the old dataset's.
+    #[arg(long)]
+    dataset: Option<String>,
     /// Override train.epochs.
     #[arg(long)]
     epochs: Option<usize>,
@@ -104,11 +108,18 @@ struct TrainArgs {
 }
 
 fn main() -> Result<()> {
+    // Before anything asks libtorch about CUDA (it decides once per process).
+    helpers::report::env::load_cuda();
     match Cli::parse().command {
         Command::Versions => {
             for (k, v) in versions().rows() {
                 println!("{k:>16}  {v}");
             }
+            println!(
+                "{:>16}  {}",
+                "CUDA status",
+                helpers::report::env::cuda_status()
+            );
         }
         Command::Train(args) => train_cmd(args)?,
         Command::Evaluate { run } => evaluate_cmd(&run)?,
@@ -155,6 +166,19 @@ fn config_with_overrides(args: &TrainArgs) -> Result<RunConfig> {
     // A sweep config trains its base here; its points come from `lab grid` / `--plan`.
     cfg.grid.clear();
     cfg.ablations.clear();
+    for assignment in &args.sets {
+        let (key, value) = helpers::sweep::parse_assignment(assignment)?;
+        cfg = helpers::sweep::set_key(&cfg, &key, &value)?;
+    }
+    if let Some(v) = &args.dataset {
+        if !helpers::data::KNOWN_DATASETS.contains(&v.as_str()) {
+            anyhow::bail!(
+                "--dataset {v}: unknown dataset; known: {}",
+                helpers::data::KNOWN_DATASETS.join(", ")
+            );
+        }
+        cfg = cfg.with_dataset(v.clone());
+    }
     if let Some(v) = args.epochs {
         cfg.train.epochs = v
     }
