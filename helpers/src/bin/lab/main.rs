@@ -3,6 +3,7 @@
 mod bench;
 mod experiments;
 mod explain;
+mod infer;
 mod monitor;
 
 use anyhow::{Context, Result};
@@ -48,6 +49,19 @@ enum Command {
     Ablate(experiments::AblateArgs),
     /// Grad-CAM of test images: an overlay PNG and the map as .npy per index.
     Explain(explain::ExplainArgs),
+    /// The comparison of every finished run under a folder, outside Jupyter: table
+    /// (HTML, CSV), overlaid curves and metric bars (SVG), one standalone index.html.
+    Report {
+        /// Folder of run directories.
+        #[arg(long, default_value = "saved_models")]
+        runs: PathBuf,
+        /// Output folder.
+        #[arg(long, default_value = "report")]
+        out: PathBuf,
+    },
+    /// Inference latency (p50/p95 ms, images/s) at batch 1, 8, 64: tch eager vs ONNX
+    /// Runtime on the run's test images (TorchScript and inference mode: not from Rust).
+    BenchInfer(infer::BenchInferArgs),
     /// Export a run's best checkpoint to ONNX (opset 17, dynamic batch, BN folded).
     Export {
         /// Run directory, e.g. saved_models/fashion_cnn.
@@ -124,12 +138,14 @@ fn main() -> Result<()> {
         Command::Train(args) => train_cmd(args)?,
         Command::Evaluate { run } => evaluate_cmd(&run)?,
         Command::Bench(args) => bench::run(args)?,
+        Command::Report { runs, out } => report_cmd(&runs, &out)?,
         Command::BenchEmbed(args) => bench::run_embed(args)?,
         Command::LrFind(args) => experiments::lr_find(args)?,
         Command::Grid(args) => experiments::grid(args)?,
         Command::Ablate(args) => experiments::ablate(args)?,
         Command::Explain(args) => explain::explain(args)?,
         Command::Export { run, out } => export_cmd(&run, &out)?,
+        Command::BenchInfer(args) => infer::bench_infer(args)?,
         Command::Drift(args) => monitor::drift_cmd(args)?,
         Command::Retrain(args) => monitor::retrain_cmd(args)?,
     }
@@ -207,6 +223,16 @@ fn config_with_overrides(args: &TrainArgs) -> Result<RunConfig> {
 
 pub(crate) fn load_data(cfg: &RunConfig) -> Result<Dataset> {
     Ok(helpers::data::load(&cfg.data, cfg.seed)?)
+}
+
+fn report_cmd(runs: &Path, out: &Path) -> Result<()> {
+    let report = helpers::report::runs::build(runs, out)?;
+    let table = helpers::experiment::comparison_table(&report.runs)?;
+    println!("{table}");
+    for f in &report.files {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
 }
 
 fn evaluate_cmd(run: &Path) -> Result<()> {
