@@ -13,17 +13,25 @@ import nbformat
 TIMING = [
     (re.compile(r"\|\s*[\d.]+ s\s+\d+ img/s"), "| <time>"),  # epoch lines
     (re.compile(r"[^\s>]*: finished run with the same config found; reusing it\n?"), ""),
+    (re.compile(r"embeddings \[[^\]]*\] \((cached|computed now), [\d.]+ s to compute\)"), "embeddings <cache>"),
     (re.compile(r"in [\d.]+ s"), "in <time>"),
+    (re.compile(r"\b[\d.]+ s\b"), "<time> s"),          # durations in rendered prose
+    (re.compile(r"[\d.]+×"), "<ratio>×"),                # speed-ups measured now
+    (re.compile(r"\b(met|not met on this run)\b"), "<goal>"),
+    (re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+Z"), "<timestamp>"),
 ]
 # HTML table columns holding times or throughputs, by header.
-TIMING_COLUMNS = {"seconds", "img/s", "train s"}
+TIMING_COLUMNS = {"seconds", "img/s", "train s", "embed s", "total s"}
+TIMING_HEADER = re.compile(r"(\bms\b|img/s|\bs$|seconds|latency)")
+# Figures of measured time (latency plots, the dashboard's latency panel) are not compared.
+TIMING_FIGURE = re.compile(r"latency|ms per|p50", re.I)
 
 
 def mask_table(html: str) -> str:
     """Blanks the cells of timing columns in our HTML tables."""
     def mask(table: str) -> str:
         headers = re.findall(r"<th[^>]*>(.*?)</th>", table)
-        drop = {i for i, h in enumerate(headers) if h in TIMING_COLUMNS}
+        drop = {i for i, h in enumerate(headers) if h in TIMING_COLUMNS or TIMING_HEADER.search(h)}
         if not drop:
             return table
         def row(m):
@@ -41,6 +49,8 @@ def normalized(cell) -> list:
     texts = [streams] + [d.get("text/html") or d.get("image/svg+xml") or d.get("text/plain", "") for d in rich]
     out = []
     for text in texts:
+        if "<svg" in text[:300] and TIMING_FIGURE.search(text):
+            continue
         for pattern, repl in TIMING:
             text = pattern.sub(repl, text)
         text = mask_table(text)
