@@ -380,9 +380,14 @@ fn prediction_log_round_trips_and_skips_a_torn_last_line() -> Result<()> {
     let _guard = serial();
     let (dir, data) = (tempfile::tempdir().unwrap(), faint_dataset());
     let run = faint_run(dir.path(), &data);
-    let norm = run.loaders.norm.clone();
+    let version = retrain::model_version(&run.run.path)?;
+    assert!(
+        version.starts_with("faint@") && version.len() == "faint@".len() + 12,
+        "{version}"
+    );
     let log = dir.path().join("logs/predictions.jsonl");
-    let predictor = Predictor::new(run.model, norm, "faint@v1").with_log(&log);
+    let predictor = Predictor::from_run(run)?.with_log(&log);
+    assert_eq!(predictor.version(), version);
     let batch = faint_set(30, 5);
     let first = predictor.predict(&batch.images)?;
     predictor.predict(&batch.images.narrow(0, 0, 10))?;
@@ -400,7 +405,10 @@ fn prediction_log_round_trips_and_skips_a_torn_last_line() -> Result<()> {
         (r0.class, r0.confidence),
         (first[0].class, first[0].confidence)
     );
-    assert_eq!((r0.model_version.as_str(), r0.batch), ("faint@v1", 30));
+    assert_eq!(
+        (r0.model_version.as_str(), r0.batch),
+        (version.as_str(), 30)
+    );
     assert!((r0.input_mean - expected_mean).abs() < 1e-9);
     assert!(r0.input_std > 0.0 && r0.latency_ms >= 0.0);
     assert!(r0.time.ends_with('Z') && r0.time.len() == 24, "{}", r0.time);
@@ -423,7 +431,7 @@ fn prediction_log_round_trips_and_skips_a_torn_last_line() -> Result<()> {
     let summary = LogSummary::of(&after, CLASSES);
     assert_eq!(summary.predictions, 45);
     assert_eq!(summary.class_counts.iter().sum::<u64>(), 45);
-    assert_eq!(summary.versions, vec![("faint@v1".to_string(), 45)]);
+    assert_eq!(summary.versions, vec![(version.clone(), 45)]);
     assert_eq!(summary.skipped, 1);
     assert!(summary.latency_p50_ms <= summary.latency_p95_ms);
     assert!(summary.mean_confidence > 0.25);

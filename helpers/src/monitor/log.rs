@@ -176,6 +176,13 @@ impl Predictor {
         }
     }
 
+    /// Serves a trained run's best weights with its normalisation; the version is
+    /// [`super::retrain::model_version`] of its directory (name and weights hash).
+    pub fn from_run(run: crate::train::TrainedRun) -> Result<Predictor> {
+        let version = super::retrain::model_version(&run.run.path)?;
+        Ok(Predictor::new(run.model, run.loaders.norm, version))
+    }
+
     /// Appends one line per prediction to `path` from now on.
     pub fn with_log(mut self, path: impl Into<PathBuf>) -> Predictor {
         self.log = Some(path.into());

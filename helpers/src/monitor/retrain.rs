@@ -75,7 +75,7 @@ pub struct RetrainOptions {
 }
 
 impl RetrainOptions {
-    /// Defaults for `shift` at `severity`: 2 epochs on 2 000 clean + up to 2 000 shifted
+    /// Defaults for `shift` at `severity`: 2 epochs on 6 000 clean + up to 2 000 shifted
     /// examples, gate on up to 2 000 held-out shifted examples, margin 0.5 points.
     pub fn new(shift: Shift, severity: u8) -> RetrainOptions {
         RetrainOptions {
@@ -83,7 +83,7 @@ impl RetrainOptions {
             severity,
             epochs: 2,
             lr: None,
-            reference_examples: 2000,
+            reference_examples: 6000,
             new_examples: 2000,
             holdout_examples: 2000,
             margin_points: 0.5,

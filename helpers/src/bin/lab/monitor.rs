@@ -176,6 +176,13 @@ pub struct RetrainArgs {
     /// Constant learning rate (default: a tenth of the run's train.lr).
     #[arg(long)]
     lr: Option<f64>,
+    /// Clean examples from the run's training split in the fine-tuning mix (default 6000).
+    #[arg(long)]
+    reference_examples: Option<usize>,
+    /// Shifted labelled examples in the mix, at most half of the validation split
+    /// (default 2000).
+    #[arg(long)]
+    new_examples: Option<usize>,
     /// Largest accepted loss on the original test set, percentage points.
     #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
     margin: f64,
@@ -187,13 +194,19 @@ pub struct RetrainArgs {
 pub fn retrain_cmd(args: RetrainArgs) -> Result<()> {
     let cfg = RunDir::at(&args.run).config()?;
     let data = load_data(&cfg)?;
-    let options = RetrainOptions {
+    let mut options = RetrainOptions {
         epochs: args.epochs,
         lr: args.lr,
         margin_points: args.margin,
         seed: args.seed,
         ..RetrainOptions::new(Shift::parse(&args.shift)?, args.severity)
     };
+    if let Some(n) = args.reference_examples {
+        options.reference_examples = n;
+    }
+    if let Some(n) = args.new_examples {
+        options.new_examples = n;
+    }
     let root = args.run.parent().unwrap_or(Path::new("."));
     if let Some(p) = retrain::deployed_pointer(root)? {
         println!(
