@@ -43,7 +43,9 @@ impl Predictions {
 
 /// Runs `model` in evaluation mode over every batch of `loader`.
 pub fn predict(model: &Model, loader: &Loader) -> Predictions {
-    let batches = loader.batches(0).map(|(x, y)| (model.forward_t(&x, false), y));
+    let batches = loader
+        .batches(0)
+        .map(|(x, y)| (model.forward_t(&x, false), y));
     collect(batches)
 }
 

@@ -153,7 +153,10 @@ pub fn comparison_table(runs: &[RunSummary]) -> Result<Table> {
     Table::from_columns(
         "Model comparison (same split, same epochs; sorted by validation accuracy)",
         vec![
-            Column::new("run".into(), runs.iter().map(|r| r.name.clone()).collect::<Vec<_>>()),
+            Column::new(
+                "run".into(),
+                runs.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+            ),
             col("best val acc", &|r| r.meta.best_val_accuracy),
             col("test acc", &|r| r.test.accuracy),
             col("test macro-F1", &|r| r.test.macro_avg.f1),

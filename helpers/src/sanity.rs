@@ -168,7 +168,15 @@ pub fn gradient_flow(model: &Model, loader: &Loader) -> Result<Check> {
 pub fn overfit_tiny(cfg: &RunConfig, data: &Dataset, n: usize, epochs: usize) -> Result<Check> {
     let subset = data.train.head(n);
     let norm = Normalization::of(&subset.images);
-    let loader = Loader::new(&subset, 32, true, None, norm.clone(), cfg.seed, cfg.device());
+    let loader = Loader::new(
+        &subset,
+        32,
+        true,
+        None,
+        norm.clone(),
+        cfg.seed,
+        cfg.device(),
+    );
     let mut model_cfg = cfg.model.clone();
     model_cfg.dropout = 0.0;
     tch::manual_seed(cfg.seed as i64);

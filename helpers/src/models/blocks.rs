@@ -106,7 +106,8 @@ impl SameConv {
                 self.groups,
             );
         }
-        let padded = x.constant_pad_nd([pad_w / 2, pad_w - pad_w / 2, pad_h / 2, pad_h - pad_h / 2]);
+        let padded =
+            x.constant_pad_nd([pad_w / 2, pad_w - pad_w / 2, pad_h / 2, pad_h - pad_h / 2]);
         padded.conv2d(
             &self.ws,
             self.bs.as_ref(),
@@ -242,7 +243,10 @@ impl BasicBlock {
         let bn = |p: nn::Path, c| batch_norm(p, c, 1e-5, 0.1);
         let downsample = (stride != 1 || c_in != c_out).then(|| {
             let d = path / "downsample";
-            (conv(&d / "0", c_in, c_out, 1, stride, 0), bn(&d / "1", c_out))
+            (
+                conv(&d / "0", c_in, c_out, 1, stride, 0),
+                bn(&d / "1", c_out),
+            )
         });
         BasicBlock {
             conv1: conv(path / "conv1", c_in, c_out, 3, stride, 1),
@@ -315,10 +319,7 @@ impl InputAdapter {
 
     /// Records the statistics the data loaders normalise with.
     pub fn set_data_stats(&self, norm: &Normalization) {
-        let to_tensor = |v: &[f32]| {
-            Tensor::from_slice(v)
-                .to_device(self.data_mean.device())
-        };
+        let to_tensor = |v: &[f32]| Tensor::from_slice(v).to_device(self.data_mean.device());
         tch::no_grad(|| {
             self.data_mean.shallow_clone().copy_(&to_tensor(&norm.mean));
             self.data_std.shallow_clone().copy_(&to_tensor(&norm.std));
@@ -333,8 +334,7 @@ impl InputAdapter {
         }
         let s = x.size();
         if self.size > 0 && (s[2] != self.size || s[3] != self.size) {
-            pixels =
-                pixels.upsample_bilinear2d([self.size, self.size], false, None, None);
+            pixels = pixels.upsample_bilinear2d([self.size, self.size], false, None, None);
         }
         let imagenet = |v: [f64; 3]| {
             Tensor::from_slice(&v.map(|x| x as f32))

@@ -21,7 +21,11 @@ pub enum Layer {
     /// `min(max(x, 0), 6)`, the activation of the EfficientNet-Lite family.
     Relu6,
     /// Max pooling with explicit kernel, stride and zero padding (ResNet's stem).
-    MaxPoolPadded { kernel: i64, stride: i64, padding: i64 },
+    MaxPoolPadded {
+        kernel: i64,
+        stride: i64,
+        padding: i64,
+    },
     /// A convolution with TensorFlow's "SAME" padding (asymmetric when needed).
     SameConv(SameConv),
     /// EfficientNet's inverted-residual block.
@@ -88,7 +92,14 @@ impl Layer {
             } => format!("MaxPool {kernel}×{kernel} s{stride} p{padding}"),
             Layer::SameConv(c) => {
                 let s = c.ws.size();
-                format!("Conv2d(same) {}→{} {}×{} s{}", s[1] * c.groups, s[0], s[2], s[3], c.stride)
+                format!(
+                    "Conv2d(same) {}→{} {}×{} s{}",
+                    s[1] * c.groups,
+                    s[0],
+                    s[2],
+                    s[3],
+                    c.stride
+                )
             }
             Layer::MbConv(b) => b.describe(),
             Layer::BasicBlock(b) => b.describe(),

@@ -141,7 +141,10 @@ impl Model {
     /// Freezes the layers before `index`: no gradients, batch norm in eval mode.
     pub fn freeze_before(&mut self, index: usize) {
         self.trainable_from = index;
-        let frozen: Vec<&str> = self.layers[..index].iter().map(|(n, _)| n.as_str()).collect();
+        let frozen: Vec<&str> = self.layers[..index]
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
         for (name, var) in self.vs.variables() {
             let in_frozen = frozen
                 .iter()

