@@ -146,7 +146,10 @@ fn grid_and_ablation_sweeps_train_reuse_and_tabulate() -> Result<()> {
     let report = helpers::report::runs::build(dir.path(), &out)?;
     assert_eq!(report.runs.len(), 2 + 4, "grid points and ablation runs");
     let csv = std::fs::read_to_string(out.join("comparison.csv")).unwrap();
-    assert!(csv.contains("tuned_variant_lr_0.02") && csv.contains("sw-no_dropout-s8"), "{csv}");
+    assert!(
+        csv.contains("tuned_variant_lr_0.02") && csv.contains("sw-no_dropout-s8"),
+        "{csv}"
+    );
     let page = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(page.contains("<table") && page.matches("<svg").count() >= 2);
     Ok(())

@@ -13,9 +13,11 @@ use tch::{Device, Kind, Tensor};
 
 /// The setup's Python, which has torch, torchvision and the EfficientNet packages.
 fn python() -> PathBuf {
-    let cache = std::env::var("LAB_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/dl-lab")
-    });
+    let cache = std::env::var("LAB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/dl-lab")
+        });
     let py = cache.join("venv/bin/python");
     assert!(py.is_file(), "{} missing: run scripts/setup", py.display());
     py
@@ -30,7 +32,11 @@ fn reference(which: &str, dir: &Path) -> (Tensor, Tensor) {
         .arg(dir)
         .output()
         .expect("python runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let shapes: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("shapes.json")).unwrap()).unwrap();
     let read = |name: &str, key: &str| {
@@ -93,7 +99,11 @@ fn chelsea_photo() -> Tensor {
     let venv = python().parent().unwrap().parent().unwrap().to_path_buf();
     let png = std::fs::read_dir(venv.join("lib"))
         .unwrap()
-        .map(|e| e.unwrap().path().join("site-packages/skimage/data/chelsea.png"))
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .join("site-packages/skimage/data/chelsea.png")
+        })
         .find(|p| p.is_file())
         .expect("scikit-image installed by scripts/setup");
     let img = image::open(&png).unwrap().to_rgb8();
@@ -138,28 +148,55 @@ fn weights_of_another_architecture_are_refused_by_name() {
     ] {
         assert!(err.contains(needle), "`{needle}` not in: {err}");
     }
-    let missing = models::build(&model_cfg(Arch::Resnet18, "/no/such/file.pth", 0), [3, 32, 32], 10, Device::Cpu)
-        .unwrap_err()
-        .to_string();
-    assert!(missing.contains("/no/such/file.pth") && missing.contains("efficientnet-lite0"), "{missing}");
+    let missing = models::build(
+        &model_cfg(Arch::Resnet18, "/no/such/file.pth", 0),
+        [3, 32, 32],
+        10,
+        Device::Cpu,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        missing.contains("/no/such/file.pth") && missing.contains("efficientnet-lite0"),
+        "{missing}"
+    );
 }
 
 #[test]
 fn a_new_class_count_keeps_the_backbone_and_renews_the_head() {
     let _guard = common::serial();
     tch::manual_seed(0);
-    let model = models::build(&model_cfg(Arch::EfficientnetLite0, "", 64), [1, 28, 28], 10, Device::Cpu).unwrap();
+    let model = models::build(
+        &model_cfg(Arch::EfficientnetLite0, "", 64),
+        [1, 28, 28],
+        10,
+        Device::Cpu,
+    )
+    .unwrap();
     let path = weights::resolve("efficientnet-lite0").unwrap();
     let named = weights::read_file(&path).unwrap();
-    let stem = named.iter().find(|(n, _)| n == "_conv_stem.weight").unwrap().1.shallow_clone();
+    let stem = named
+        .iter()
+        .find(|(n, _)| n == "_conv_stem.weight")
+        .unwrap()
+        .1
+        .shallow_clone();
     let report = weights::load_state_dict(&model, named, &path).unwrap();
     assert_eq!(report.count(&Fate::NewHead), 2, "_fc.weight and _fc.bias");
     assert_eq!(report.count(&Fate::ModelOnly), 2, "adapter statistics");
-    assert_eq!(report.count(&Fate::Loaded), 296 - 2 - 49, "all but the head and 49 counters");
+    assert_eq!(
+        report.count(&Fate::Loaded),
+        296 - 2 - 49,
+        "all but the head and 49 counters"
+    );
     let loaded = model.vs.variables()["_conv_stem.weight"].contiguous();
     assert!(loaded.equal(&stem));
     let table = report.table().unwrap();
-    assert!(table.height() >= 20, "one row per layer: {}", table.height());
+    assert!(
+        table.height() >= 20,
+        "one row per layer: {}",
+        table.height()
+    );
 }
 
 #[test]
@@ -182,8 +219,15 @@ fn freezing_modes_train_what_they_say() {
     let run = fit_with(&cfg, &data, &opts, &mut Silent).unwrap();
     // Backbone weights and batch-norm statistics are exactly the pretrained ones.
     let (a, b) = (before.vs.variables(), run.model.vs.variables());
-    for name in ["_blocks.15._bn2.running_mean", "_blocks.3._depthwise_conv.weight", "_bn1.running_var"] {
-        assert!(a[name].contiguous().equal(&b[name].contiguous()), "{name} changed");
+    for name in [
+        "_blocks.15._bn2.running_mean",
+        "_blocks.3._depthwise_conv.weight",
+        "_bn1.running_var",
+    ] {
+        assert!(
+            a[name].contiguous().equal(&b[name].contiguous()),
+            "{name} changed"
+        );
     }
     assert!(!a["_fc.weight"].equal(&b["_fc.weight"]), "the head trained");
     assert!(run.meta.embed_seconds.is_some(), "embeddings were cached");
@@ -196,6 +240,14 @@ fn freezing_modes_train_what_they_say() {
     let trainable: Vec<String> = m.trainable_named().into_iter().map(|(n, _)| n).collect();
     assert!(trainable.iter().any(|n| n.starts_with("_blocks.14.")));
     assert!(trainable.iter().any(|n| n.starts_with("_conv_head.")));
-    assert!(!trainable.iter().any(|n| n.starts_with("_blocks.13.") || n.starts_with("_conv_stem")));
-    assert_eq!(m.trainable_from, m.layers.iter().position(|(n, _)| n == "_blocks.14").unwrap());
+    assert!(!trainable
+        .iter()
+        .any(|n| n.starts_with("_blocks.13.") || n.starts_with("_conv_stem")));
+    assert_eq!(
+        m.trainable_from,
+        m.layers
+            .iter()
+            .position(|(n, _)| n == "_blocks.14")
+            .unwrap()
+    );
 }
