@@ -361,7 +361,7 @@ impl Projection {
         let centred = &data - Tensor::from_slice(&mean).view([1, c as i64]);
         let cov = centred.transpose(0, 1).matmul(&centred) / (n.max(2) - 1) as f64;
         // eigh: eigenvalues ascending; the last k columns are the leading axes.
-        let (_, vectors) = cov.linalg_eigh("L");
+        let (_, vectors) = cov.f_linalg_eigh("L")?;
         let axes = (0..k)
             .map(|i| Vec::<f64>::try_from(vectors.select(1, (c - 1 - i) as i64).contiguous()))
             .collect::<std::result::Result<Vec<_>, _>>()?;

@@ -108,8 +108,13 @@ pub fn drift_cmd(args: DriftArgs) -> Result<()> {
         args.severity,
         shift.parameter(args.severity)?
     );
+    let clean_label = if shift.is_pixel_shift() {
+        "same images unshifted"
+    } else {
+        "a clean window"
+    };
     println!(
-        "model accuracy on the window: {:.4} (same images unshifted: {:.4})",
+        "model accuracy on the window: {:.4} ({clean_label}: {:.4})",
         accuracy(&outputs.predictions, &shifted.label_vec()),
         accuracy(
             &drift::model_outputs(model, norm, &clean.images)?.predictions,
@@ -118,15 +123,24 @@ pub fn drift_cmd(args: DriftArgs) -> Result<()> {
     );
     for v in report.verdicts() {
         println!(
-            "{:>10}: {:<9} statistic {:<10.4} p-value {:<8.4} ({})",
+            "{:>10}: {:<9} statistic {:<10.4} p-value {:<9} ({})",
             v.method.name(),
             if v.drift { "DRIFT" } else { "no drift" },
             v.statistic,
-            v.p_value,
+            p_text(v.p_value),
             v.detail
         );
     }
     Ok(())
+}
+
+/// A p-value readable at any size: scientific below 10⁻³.
+fn p_text(p: f64) -> String {
+    if p < 1e-3 {
+        format!("{p:.2e}")
+    } else {
+        format!("{p:.4}")
+    }
 }
 
 fn accuracy(preds: &[i64], labels: &[i64]) -> f64 {
