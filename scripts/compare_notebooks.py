@@ -22,7 +22,7 @@ TIMING = [
 ]
 # HTML table columns holding times or throughputs, by header.
 TIMING_COLUMNS = {"seconds", "img/s", "train s", "embed s", "total s"}
-TIMING_HEADER = re.compile(r"(\bms\b|img/s|\bs$|seconds|latency)")
+TIMING_HEADER = re.compile(r"(\bms\b|img/s|\bs$|seconds|latency|^first$|^last$)")
 # Figures of measured time (latency plots, the dashboard's latency panel) are not compared.
 TIMING_FIGURE = re.compile(r"latency|ms per|p50", re.I)
 
@@ -32,10 +32,13 @@ def mask_table(html: str) -> str:
     def mask(table: str) -> str:
         headers = re.findall(r"<th[^>]*>(.*?)</th>", table)
         drop = {i for i, h in enumerate(headers) if h in TIMING_COLUMNS or TIMING_HEADER.search(h)}
-        if not drop:
+        if not drop and not TIMING_HEADER.search(table):
             return table
         def row(m):
             cells = re.findall(r"<td[^>]*>.*?</td>", m.group(0))
+            # Key/value tables (e.g. the prediction log's summary): a row named after a timing.
+            if cells and TIMING_HEADER.search(re.sub(r"<[^>]+>", "", cells[0]).strip()):
+                return "<tr>" + cells[0] + "<td>-</td>" * (len(cells) - 1) + "</tr>"
             return "<tr>" + "".join("<td>-</td>" if i in drop else c for i, c in enumerate(cells)) + "</tr>"
         return re.sub(r"<tr><td.*?</tr>", row, table, flags=re.S)
     return re.sub(r"<table.*?</table>", lambda m: mask(m.group(0)), html, flags=re.S)
