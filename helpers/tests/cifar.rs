@@ -4,6 +4,7 @@
 //! Also: hostile and truncated archives, checksums, the CLI's `--dataset`, and a run
 //! with mixup/CutMix/colour jitter/Cutout that resumes bit for bit.
 mod common;
+use common::venv_python;
 
 use helpers::config::{Arch, Cifar100Labels, Head, ModelConfig, RunConfig};
 use helpers::data::cifar::{self, Cifar};
@@ -141,21 +142,6 @@ fn check_cifar10(ds: &Dataset, n: usize) {
     // Channel planes: red first; pixel (c, y, x) of image 0 of batch 1 is byte c·1024 + 32y + x.
     let v = ds.train.images.int64_value(&[0, 1, 2, 3]);
     assert_eq!(v, pixel(1, 0, 1024 + 2 * 32 + 3) as i64);
-}
-
-/// The venv's Python, where `scripts/setup` installs numpy.
-fn venv_python() -> PathBuf {
-    let cache = std::env::var_os("LAB_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let base = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-                });
-            base.join("dl-lab")
-        });
-    cache.join("venv/bin/python")
 }
 
 /// Writes a Python release with `pickle.dump` of dicts of numpy arrays, as the

@@ -1,6 +1,9 @@
 //! The drift tests of `monitor::stats` against scipy 1.17 from the setup venv: samples are
 //! drawn here with fixed seeds, sent to Python as JSON on stdin, and scipy's answers are
 //! read back from stdout. Agreement is asked to 1e-9 relative (p-values) or tighter.
+mod common;
+
+use common::venv_python;
 use helpers::monitor::stats::{
     self, Bandwidth, Correction, KsMethod, Matrix, MmdOptions, CHI2_MIN_TOTAL, KS_MIN_SAMPLES,
     MMD_MIN_SAMPLES,
@@ -9,27 +12,11 @@ use helpers::rng::Rng;
 use helpers::Error;
 use serde_json::{json, Value};
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
 /// Relative agreement asked of every p-value.
 const P_TOLERANCE: f64 = 1e-9;
-
-/// The venv's Python, where `scripts/setup` installs scipy and numpy.
-fn venv_python() -> PathBuf {
-    let cache = std::env::var_os("LAB_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let base = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-                });
-            base.join("dl-lab")
-        });
-    cache.join("venv/bin/python")
-}
 
 /// Runs `script` in the venv's Python with `input` as JSON on stdin; the script prints
 /// one JSON value, which is returned.

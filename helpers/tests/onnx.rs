@@ -2,30 +2,15 @@
 //! ONNX Runtime, whose logits must equal tch's within 1e-4 — for the scratch CNNs,
 //! pretrained EfficientNet-Lite0 (grey 28×28 resized to 64×64) and ResNet-18 (both stems).
 mod common;
+use common::venv_python;
 
 use common::{serial, synth_dataset, tiny_config};
 use helpers::config::{Arch, Head, ModelConfig};
 use helpers::data::Normalization;
 use helpers::explain::npy;
 use helpers::{deploy, models, Result};
-use std::path::PathBuf;
 use std::process::Command;
 use tch::{Kind, Tensor};
-
-/// The venv's Python, where `scripts/setup` installs onnx and onnxruntime.
-fn venv_python() -> PathBuf {
-    let cache = std::env::var_os("LAB_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let base = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-                });
-            base.join("dl-lab")
-        });
-    cache.join("venv/bin/python")
-}
 
 fn check(model: &models::Model, batch: i64) -> Result<String> {
     let dir = tempfile::tempdir().unwrap();

