@@ -47,6 +47,25 @@ pub fn conv(
     nn::conv2d(path, c_in, c_out, kernel, config)
 }
 
+/// The classifier of the pretrained architectures: global average pooling, dropout (when
+/// `dropout` > 0) and a linear layer named `name` (the name the PyTorch state_dict uses).
+pub fn classifier(
+    root: &nn::Path,
+    name: &str,
+    in_features: i64,
+    num_classes: i64,
+    dropout: f64,
+) -> Vec<(String, super::Layer)> {
+    use super::Layer;
+    let mut out = vec![("gap".to_string(), Layer::GlobalAvgPool)];
+    if dropout > 0.0 {
+        out.push(("dropout".into(), Layer::Dropout(dropout)));
+    }
+    let fc = nn::linear(root / name, in_features, num_classes, Default::default());
+    out.push((name.to_string(), Layer::Linear(fc)));
+    out
+}
+
 /// A convolution padded like TensorFlow's `padding="SAME"`: the output has
 /// `ceil(input / stride)` pixels and the extra padding pixel, if any, goes right/bottom
 /// (what the EfficientNet-Lite weights were trained with; PyTorch's symmetric padding

@@ -1,7 +1,7 @@
 //! EfficientNet-Lite0 (Tan & Le 2019; the "Lite" variant without squeeze-excitation,
 //! with ReLU6 and a fixed stem and head), laid out with the parameter names of the
 //! PyTorch port `efficientnet-lite-pytorch`, so its ImageNet state_dict loads by name.
-use super::blocks::{batch_norm, conv, InputAdapter, MbConv, MbConvSpec, SameConv};
+use super::blocks::{batch_norm, classifier, conv, InputAdapter, MbConv, MbConvSpec, SameConv};
 use super::Layer;
 use tch::nn;
 
@@ -76,11 +76,6 @@ pub fn layers(
     out.push(("_bn1".into(), Layer::BatchNorm(bn("_bn1", EMBEDDING_DIM))));
     out.push(("relu6_head".into(), Layer::Relu6));
     let features_end = out.len() - 1;
-    out.push(("gap".into(), Layer::GlobalAvgPool));
-    if dropout > 0.0 {
-        out.push(("dropout".into(), Layer::Dropout(dropout)));
-    }
-    let fc = nn::linear(root / "_fc", EMBEDDING_DIM, num_classes, Default::default());
-    out.push(("_fc".into(), Layer::Linear(fc)));
+    out.extend(classifier(root, "_fc", EMBEDDING_DIM, num_classes, dropout));
     (out, features_end)
 }

@@ -2,7 +2,7 @@
 //! `layer1.0.conv1`, …, `fc`), so any torchvision `resnet18` state_dict loads by name.
 //! The `cifar` stem (3×3 stride-1 first convolution, no max-pool) keeps 32×32 images
 //! at full resolution through the first stage, as in the CIFAR ResNets.
-use super::blocks::{batch_norm, conv, BasicBlock, InputAdapter};
+use super::blocks::{batch_norm, classifier, conv, BasicBlock, InputAdapter};
 use super::Layer;
 use tch::nn;
 
@@ -68,11 +68,6 @@ pub fn layers(
         }
     }
     let features_end = out.len() - 1;
-    out.push(("gap".into(), Layer::GlobalAvgPool));
-    if dropout > 0.0 {
-        out.push(("dropout".into(), Layer::Dropout(dropout)));
-    }
-    let fc = nn::linear(root / "fc", channels, num_classes, Default::default());
-    out.push(("fc".into(), Layer::Linear(fc)));
+    out.extend(classifier(root, "fc", channels, num_classes, dropout));
     (out, features_end)
 }
