@@ -155,25 +155,7 @@ pub fn fit_with(
     model.set_input_stats(&loaders.norm);
     let mut opt = Optimizer::new(&cfg.train, model.trainable_named());
     scale_backbone_lr(&mut opt, &model, cfg.model.backbone_lr_scale);
-    // Mixing needs the images, so it rules out cached embeddings as augmentation does.
-    let mixes = cfg.train.mixup_alpha > 0.0 || cfg.train.cutmix_alpha > 0.0;
-    let cache = if model.is_linear_probe() && !loaders.train.augments() && !mixes {
-        progress.on_message("linear probe: embedding every split once with the frozen backbone");
-        let cache = probe::embeddings(&opts.root, cfg, data, &model, &loaders)?;
-        progress.on_message(&format!(
-            "embeddings {:?} ({}, {:.1} s to compute)",
-            cache.train.size(),
-            if cache.reused {
-                "cached"
-            } else {
-                "computed now"
-            },
-            cache.seconds
-        ));
-        Some(cache)
-    } else {
-        None
-    };
+    let cache = probe_cache(cfg, data, &model, &loaders, &opts.root, progress)?;
     let mut state = match start {
         Start::Resume => resume_state(&run, &model, &mut opt, progress)?,
         _ => {
@@ -227,7 +209,8 @@ impl Ctx<'_> {
         }
     }
 
-    /// One training batch's logits (with gradients) and labels.
+    /// The epoch's training batches: (inputs, labels), where inputs are normalised
+    /// images, or the cached embeddings of those images for a linear probe.
     fn training_batches(&self, epoch: usize) -> Box<dyn Iterator<Item = (Tensor, Tensor)> + '_> {
         let loader = &self.loaders.train;
         match self.cache {
@@ -248,6 +231,35 @@ impl Ctx<'_> {
             None => self.model.forward_t(x, true),
         }
     }
+}
+
+/// A linear probe's cached embeddings, when the whole backbone is frozen and every epoch
+/// would feed it the same pixels (no augmentation, no mixing); `None` otherwise.
+fn probe_cache(
+    cfg: &RunConfig,
+    data: &Dataset,
+    model: &Model,
+    loaders: &DataLoaders,
+    root: &std::path::Path,
+    progress: &mut dyn Progress,
+) -> Result<Option<EmbeddingCache>> {
+    let mixes = cfg.train.mixup_alpha > 0.0 || cfg.train.cutmix_alpha > 0.0;
+    if !model.is_linear_probe() || loaders.train.augments() || mixes {
+        return Ok(None);
+    }
+    progress.on_message("linear probe: embedding every split once with the frozen backbone");
+    let cache = probe::embeddings(root, cfg, data, model, loaders)?;
+    let how = if cache.reused {
+        "cached"
+    } else {
+        "computed now"
+    };
+    progress.on_message(&format!(
+        "embeddings {:?} ({how}, {:.1} s to compute)",
+        cache.train.size(),
+        cache.seconds
+    ));
+    Ok(Some(cache))
 }
 
 /// The precision training will use: the configured one on CUDA, fp32 on the CPU (bf16
