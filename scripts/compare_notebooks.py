@@ -22,7 +22,7 @@ TIMING = [
 ]
 # HTML table columns holding times or throughputs, by header.
 TIMING_COLUMNS = {"seconds", "img/s", "train s", "embed s", "total s"}
-TIMING_HEADER = re.compile(r"(\bms\b|img/s|\bs$|seconds|latency|^first$|^last$)")
+TIMING_HEADER = re.compile(r"(\bms\b|img/s|images/s|speed-up|\bs$|seconds|latency|^first$|^last$)")
 # Figures of measured time (latency plots, the dashboard's latency panel) are not compared.
 TIMING_FIGURE = re.compile(r"latency|ms per|p50", re.I)
 
