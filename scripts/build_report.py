@@ -25,6 +25,8 @@ TOGGLE = """
   #lab-toc a.lab-toc-h3 { padding-left: 1rem; font-size: 12px; }
   #lab-toc button { margin: 0 0 .8rem 0; }
   body { margin-left: 18rem !important; }
+  /* Wide figures (several panels) shrink to the column instead of running off the page. */
+  .jp-OutputArea-output img, .jp-OutputArea-output svg { max-width: 100%; height: auto; }
   @media print { #lab-toc { display: none; } body { margin-left: 0 !important; } }
 </style>
 <script>
