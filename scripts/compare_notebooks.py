@@ -13,7 +13,8 @@ import nbformat
 TIMING = [
     (re.compile(r"\|\s*[\d.]+ s\s+\d+ img/s"), "| <time>"),  # epoch lines
     (re.compile(r"[^\s>]*: finished run with the same config found; reusing it\n?"), ""),
-    (re.compile(r"embeddings \[[^\]]*\] \((cached|computed now), [\d.]+ s to compute\)"), "embeddings <cache>"),
+    (re.compile(r"linear probe: embedding every split once with the frozen backbone\n?"), ""),
+    (re.compile(r"embeddings \[[^\]]*\] \((cached|computed now), [\d.]+ s to compute\)\n?"), ""),
     (re.compile(r"in [\d.]+ s"), "in <time>"),
     (re.compile(r"\b[\d.]+ s\b"), "<time> s"),          # durations in rendered prose
     (re.compile(r"[\d.]+×"), "<ratio>×"),                # speed-ups measured now
