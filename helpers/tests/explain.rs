@@ -120,7 +120,7 @@ fn on_a_trained_model_the_map_lights_the_object() -> Result<()> {
         run.test.accuracy
     );
     let idx: Vec<usize> = (0..80).step_by(2).collect(); // class-0 images
-    let images = errors::normalized(&run.loaders.test, &idx);
+    let images = run.loaders.test.normalized(&idx);
     for method in [CamMethod::GradCam, CamMethod::GradCamPlusPlus] {
         let maps = cam(&run.model, &images, Some(&vec![0; idx.len()]), None, method)?;
         let mut hits = 0;

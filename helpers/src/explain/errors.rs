@@ -7,7 +7,6 @@ use crate::evaluate::Predictions;
 use crate::models::Model;
 use crate::plot::{self, Figure};
 use crate::Result;
-use tch::Tensor;
 
 /// Indices of the `n` examples with the highest loss, highest first.
 pub fn top_loss_indices(preds: &Predictions, n: usize) -> Vec<usize> {
@@ -56,7 +55,7 @@ pub fn misclassified_with_cam(
     n: usize,
 ) -> Result<Figure> {
     let idx = misclassified_indices(preds, n);
-    let images = normalized(loader, &idx);
+    let images = loader.normalized(&idx);
     let maps = cam(model, &images, None, None, CamMethod::GradCam)?;
     let captions: Vec<String> = idx.iter().map(|&i| caption(preds, classes, i)).collect();
     overlay_grid(
@@ -67,14 +66,6 @@ pub fn misclassified_with_cam(
         &captions,
         3,
     )
-}
-
-/// Images at loader positions `idx`, normalised as the model expects, on its device.
-pub fn normalized(loader: &Loader, idx: &[usize]) -> Tensor {
-    loader
-        .norm
-        .normalize(&loader.images(idx))
-        .to_device(loader.device)
 }
 
 /// Grad-CAM (or Grad-CAM++) of the examples at `idx` for their predicted class, each
@@ -89,7 +80,7 @@ pub fn gradcam_gallery(
     method: CamMethod,
     save_dir: Option<&std::path::Path>,
 ) -> Result<Figure> {
-    let images = normalized(loader, idx);
+    let images = loader.normalized(idx);
     let maps = cam(model, &images, None, None, method)?;
     if let Some(dir) = save_dir {
         for (n, &i) in idx.iter().enumerate() {

@@ -2,7 +2,7 @@
 use crate::load_data;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use helpers::explain::{cam, errors, npy, overlay, CamMethod};
+use helpers::explain::{cam, npy, overlay, CamMethod};
 use helpers::run::RunDir;
 use helpers::train::TrainedRun;
 use std::path::PathBuf;
@@ -39,7 +39,7 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
             test.len()
         );
     }
-    let images = errors::normalized(test, &args.indices);
+    let images = test.normalized(&args.indices);
     let method = if args.plus_plus {
         CamMethod::GradCamPlusPlus
     } else {
