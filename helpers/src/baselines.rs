@@ -2,7 +2,7 @@
 //! and predicting a class uniformly at random (seeded).
 use crate::data::DataLoaders;
 use crate::metrics::Metrics;
-use crate::report::Table;
+use crate::render::Table;
 use crate::rng::Rng;
 use crate::Result;
 use polars::prelude::Column;

@@ -22,6 +22,10 @@ pub enum Error {
     /// A configuration value is missing, unknown or out of range.
     #[error("config key `{key}`: {reason}")]
     Config { key: String, reason: String },
+    /// A function was called with an argument it cannot work with (a layer the ONNX
+    /// exporter does not know, an unknown name, an empty input).
+    #[error("argument `{name}`: {reason}")]
+    Argument { name: String, reason: String },
     /// A tensor had another shape than the operation needs.
     #[error("{op}: expected shape {expected}, got {got:?}")]
     Shape {
@@ -93,6 +97,14 @@ impl Error {
         }
     }
 
+    /// An unusable argument `name` of a library call.
+    pub fn argument(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Argument {
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+
     /// Adds what to do about it (for example, which setup step to rerun).
     pub fn with_hint(mut self, text: impl Into<String>) -> Self {
         match &mut self {
@@ -101,4 +113,26 @@ impl Error {
         }
         self
     }
+}
+
+/// Checks that config value `key` is finite and > 0.
+pub(crate) fn positive(key: &str, v: f64) -> Result<()> {
+    if v > 0.0 && v.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::config(key, format!("must be > 0, found {v}")))
+    }
+}
+
+/// Checks that config value `key` lies in [lo, hi) (or [lo, hi] when `hi_inclusive`).
+pub(crate) fn in_range(key: &str, v: f64, lo: f64, hi: f64, hi_inclusive: bool) -> Result<()> {
+    let ok = v >= lo && (v < hi || (hi_inclusive && v <= hi)) && v.is_finite();
+    if ok {
+        return Ok(());
+    }
+    let close = if hi_inclusive { ']' } else { ')' };
+    Err(Error::config(
+        key,
+        format!("must be in [{lo}, {hi}{close}, found {v}"),
+    ))
 }

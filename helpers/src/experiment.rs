@@ -3,10 +3,11 @@
 use crate::data::Dataset;
 use crate::metrics::Metrics;
 use crate::plot::{self, Figure, Series};
-use crate::report::Table;
+use crate::render::Table;
 use crate::run::Meta;
 use crate::sweep::{value_label, Point};
-use crate::train::{fit_with, Existing, FitOptions, History, Progress, TrainedRun};
+use crate::tasks::image::{fit_with, FitOptions, TrainedRun};
+use crate::train::{History, Progress};
 use crate::Result;
 use polars::prelude::Column;
 use std::path::Path;
@@ -58,24 +59,19 @@ impl RunSummary {
     }
 }
 
-/// Trains every point under `root` (finished points with the same config are reused,
-/// unfinished ones resumed; all retrained with `LAB_FRESH=1`), in order.
+/// Trains every point under `opts.root`, in order (finished points with the same
+/// config reused, unfinished ones resumed, unless `opts.existing` says otherwise).
 pub fn run_points(
     points: &[Point],
     data: &Dataset,
-    root: &Path,
+    opts: &FitOptions,
     progress: &mut dyn Progress,
 ) -> Result<Vec<RunSummary>> {
-    let opts = FitOptions {
-        root: root.to_path_buf(),
-        existing: Existing::from_env(),
-        stop_after_epochs: None,
-    };
     points
         .iter()
         .map(|p| {
             progress.on_message(&format!("── {} ──", p.name));
-            let run = fit_with(&p.config, data, &opts, progress)?;
+            let run = fit_with(&p.config, data, opts, progress)?;
             Ok(RunSummary::of(&run, p.label.clone(), p.overrides.clone()))
         })
         .collect()

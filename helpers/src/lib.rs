@@ -2,10 +2,17 @@
 //! [`tch`]), as one-line calls for a notebook cell and subcommands of the `lab` CLI.
 //!
 //! Data path: [`config::RunConfig`] → [`data::Dataset`] (+ [`data::DataCard`], stratified
-//! [`data::Split`]) → [`models::Model`] → [`train::fit`] → [`run::RunDir`] in
-//! `saved_models/` → [`metrics::Metrics`] → [`report::Table`] and [`plot::Figure`], which
-//! render inline in an evcxr Jupyter kernel and save themselves to disk.
+//! [`data::Split`]) → [`models::Model`] → a task's `fit` ([`tasks::image::fit`], on the one
+//! training loop [`train::Trainer`]) → [`run::RunDir`] in `saved_models/` →
+//! [`metrics::Metrics`] → [`render::Table`] and [`plot::Figure`], which render inline in an
+//! evcxr Jupyter kernel and save themselves to disk.
+//!
+//! Layers, bottom up (a module imports only from its own layer or below):
+//! `error`, `rng`, `io`, `backend`, `render`, `plot` · `data`, `weights`, `models`,
+//! `metrics`, `train` · `config`, `run`, `evaluate`, `tasks` · `sanity`, `baselines`,
+//! `sweep`, `profile`, `experiment`, `explain`, `deploy`, `monitor`, `report`, `session`.
 
+pub mod backend;
 pub mod baselines;
 pub mod config;
 pub mod data;
@@ -14,19 +21,20 @@ pub mod error;
 pub mod evaluate;
 pub mod experiment;
 pub mod explain;
-pub mod fsx;
-pub mod log;
+pub mod io;
 pub mod metrics;
 pub mod models;
 pub mod monitor;
 pub mod plot;
 pub mod profile;
-pub mod proto;
+pub mod render;
 pub mod report;
 pub mod rng;
 pub mod run;
 pub mod sanity;
+pub mod session;
 pub mod sweep;
+pub mod tasks;
 pub mod train;
 pub mod weights;
 
@@ -37,6 +45,7 @@ pub use tch;
 
 /// What a notebook cell usually needs: `use helpers::prelude::*;`.
 pub mod prelude {
+    pub use crate::backend::versions;
     pub use crate::config::{Arch, Head, OptimizerKind, RunConfig, ScheduleKind};
     pub use crate::data::{self, fashion_mnist, DataCard, DataLoaders, Dataset, ImageSet, Split};
     pub use crate::evaluate::{predict, Predictions};
@@ -44,9 +53,12 @@ pub mod prelude {
     pub use crate::models::{self, summary::summary, Model};
     pub use crate::plot::{self, Figure};
     pub use crate::profile::Profile;
-    pub use crate::report::{self, versions, Table};
+    pub use crate::render::{Markdown, Table};
+    pub use crate::report;
     pub use crate::run::RunDir;
-    pub use crate::train::{self, fit, History, TrainedRun};
+    pub use crate::session::Session;
+    pub use crate::tasks::image::{fit, TrainedRun};
+    pub use crate::train::{self, History};
     pub use crate::{Error, Result};
     pub use tch::{self, Device, Kind, Tensor};
 }

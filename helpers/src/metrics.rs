@@ -7,7 +7,7 @@
 //! the predictions (scikit-learn's `labels=None`), so a class absent from both does not
 //! drag the macro average down.
 use crate::plot::{self, Figure};
-use crate::report::Table;
+use crate::render::Table;
 use crate::Result;
 use polars::prelude::Column;
 use serde::{Deserialize, Serialize};
@@ -219,7 +219,11 @@ impl Metrics {
 
     /// Confusion matrix heatmap (row-normalised colours, counts printed).
     pub fn confusion_figure(&self) -> Result<Figure> {
-        plot::confusion_heatmap(&self.confusion, &self.class_names)
+        plot::confusion_heatmap(
+            &self.confusion.counts,
+            &self.confusion.row_normalized(),
+            &self.class_names,
+        )
     }
 
     /// Per-class F1 bars.

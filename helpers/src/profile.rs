@@ -15,13 +15,14 @@ pub enum Profile {
 }
 
 impl Profile {
-    /// Reads `LAB_PROFILE` (unset = default).
-    pub fn from_env() -> Result<Profile> {
-        match std::env::var("LAB_PROFILE").as_deref() {
-            Err(_) | Ok("") | Ok("default") => Ok(Profile::Default),
-            Ok("smoke") => Ok(Profile::Smoke),
-            Ok("full") => Ok(Profile::Full),
-            Ok(other) => Err(Error::config(
+    /// The profile called `name` (`None` or empty = default); `LAB_PROFILE` holds it,
+    /// read by [`crate::session::Session::from_env`].
+    pub fn parse(name: Option<&str>) -> Result<Profile> {
+        match name {
+            None | Some("") | Some("default") => Ok(Profile::Default),
+            Some("smoke") => Ok(Profile::Smoke),
+            Some("full") => Ok(Profile::Full),
+            Some(other) => Err(Error::config(
                 "LAB_PROFILE",
                 format!("unknown profile `{other}`; allowed: smoke, default, full"),
             )),

@@ -12,22 +12,17 @@
 //! logs/                        TensorBoard event files (losses, accuracies, LR per epoch)
 //! *.svg                        curves, confusion matrix, per-class F1
 //! ```
+use crate::backend::Versions;
 use crate::config::RunConfig;
 use crate::data::Normalization;
 use crate::metrics::Metrics;
-use crate::report::Versions;
 use crate::train::History;
-use crate::{fsx, Error, Result};
+use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// The folder holding run directories: `LAB_RUNS` when set (e.g. a temp folder for
-/// `make test`, so test runs never meet the report's), else `saved_models`.
-pub fn runs_root() -> PathBuf {
-    std::env::var_os("LAB_RUNS")
-        .filter(|v| !v.is_empty())
-        .map_or_else(|| PathBuf::from("saved_models"), PathBuf::from)
-}
+/// The folder holding run directories unless told otherwise ([`crate::session`]).
+pub const DEFAULT_RUNS_ROOT: &str = "saved_models";
 
 /// Where a run stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,16 +98,16 @@ impl RunDir {
 
     /// Writes the config (before training starts).
     pub fn write_config(&self, cfg: &RunConfig) -> Result<()> {
-        fsx::write_text_atomic(&self.file("config.toml"), &cfg.to_toml())
+        crate::io::write_text_atomic(&self.file("config.toml"), &cfg.to_toml())
     }
 
     /// `meta.json`.
     pub fn meta(&self) -> Result<Meta> {
-        read_json(&self.file("meta.json"))
+        crate::io::read_json(&self.file("meta.json"))
     }
 
     pub fn write_meta(&self, meta: &Meta) -> Result<()> {
-        write_json(&self.file("meta.json"), meta)
+        crate::io::write_json(&self.file("meta.json"), meta)
     }
 
     /// `history.csv`.
@@ -122,11 +117,11 @@ impl RunDir {
 
     /// `metrics.json` (test metrics of the best weights).
     pub fn metrics(&self) -> Result<Metrics> {
-        read_json(&self.file("metrics.json"))
+        crate::io::read_json(&self.file("metrics.json"))
     }
 
     pub fn write_metrics(&self, metrics: &Metrics) -> Result<()> {
-        write_json(&self.file("metrics.json"), metrics)
+        crate::io::write_json(&self.file("metrics.json"), metrics)
     }
 
     /// Best weights.
@@ -148,14 +143,62 @@ impl RunDir {
     }
 }
 
-pub(crate) fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::data(path, format!("unexpected content: {e}")))
+/// What to do when the run directory already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Stop with an error (the CLI's default: never overwrite silently).
+    Refuse,
+    /// Continue an unfinished run from its last checkpoint.
+    Resume,
+    /// Reuse a finished run with the same config, resume an unfinished one (notebook).
+    Auto,
+    /// Delete it and train again.
+    Force,
 }
 
-pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    fsx::write_text_atomic(
-        path,
-        &serde_json::to_string_pretty(value).expect("serialisable"),
-    )
+#[derive(Debug, PartialEq, Eq)]
+pub enum Start {
+    /// No run (or a wiped one): train from the first step.
+    Fresh,
+    /// An unfinished run of this config: continue from its last checkpoint.
+    Resume,
+    /// A finished run of this config: load it.
+    Reuse,
+}
+
+/// Chooses between a fresh start, a resume and reuse of the run `cfg` names; refuses
+/// to overwrite silently.
+pub fn decide_start(run: &RunDir, cfg: &RunConfig, existing: Existing) -> Result<Start> {
+    if !run.exists() {
+        return Ok(Start::Fresh);
+    }
+    if existing == Existing::Force {
+        run.wipe()?;
+        return Ok(Start::Fresh);
+    }
+    let saved = run.config()?;
+    if saved.hash() != cfg.hash() {
+        return Err(Error::Run {
+            path: run.path.clone(),
+            reason: format!(
+                "holds a run of another config (differing keys: {}); choose another `name` or pass --force to replace it",
+                saved.diff(cfg).join(", ")
+            ),
+        });
+    }
+    let finished = run
+        .meta()
+        .map(|m| m.status == Status::Finished)
+        .unwrap_or(false);
+    let resumable = run.last_checkpoint().is_file();
+    match (existing, finished) {
+        (Existing::Auto | Existing::Resume, true) => Ok(Start::Reuse),
+        (Existing::Auto | Existing::Resume, false) if resumable => Ok(Start::Resume),
+        (Existing::Auto | Existing::Resume, false) => {
+            run.wipe()?;
+            Ok(Start::Fresh)
+        }
+        (_, true) => Err(Error::Run { path: run.path.clone(), reason: "already finished with this config; pass --force to train it again".into() }),
+        (_, false) => Err(Error::Run { path: run.path.clone(), reason: "an unfinished run of this config exists; pass --resume to continue it or --force to restart".into() }),
+    }
 }

@@ -5,11 +5,12 @@ use crate::config::RunConfig;
 use crate::data::{Dataset, Loader, Normalization};
 use crate::models::{self, Model};
 use crate::plot::{self, Figure, Series};
-use crate::report::{escape, evcxr_emit, Table};
-use crate::train::Optimizer;
+use crate::render::{escape, evcxr_emit, Table};
+use crate::tasks::image::{Batches, ImageClassification};
+use crate::train::trainer::gradients_of;
+use crate::train::{LoopState, Optimizer, Precision, Schedule, Task, Trainer};
 use crate::{Error, Result};
 use polars::prelude::Column;
-use tch::{Kind, Reduction, Tensor};
 
 /// A check's verdict, with the evidence.
 #[derive(Debug, Clone)]
@@ -91,16 +92,17 @@ pub fn initial_loss(model: &Model, loader: &Loader) -> Result<Check> {
 /// parameter. Passes when all are finite and non-zero (no dead or detached layer).
 /// Leaves the gradients zeroed; batch-norm statistics see one batch.
 pub fn gradient_flow(model: &Model, loader: &Loader) -> Result<Check> {
-    let (x, y) = loader
-        .batches(0)
+    let task = ImageClassification::new(model, Batches::Pixels(loader));
+    let batch = task
+        .train_batches(0)
         .next()
-        .ok_or_else(|| Error::config("data", "empty training split"))?;
+        .ok_or_else(|| Error::argument("loader", "empty training split"))?;
     let mut named = model.trainable_named();
-    named.iter_mut().for_each(|(_, t)| t.zero_grad());
-    model
-        .forward_t(&x, true)
-        .cross_entropy_for_logits(&y)
-        .backward();
+    let mut opt = Optimizer::new(
+        &crate::train::TrainConfig::default(),
+        model.trainable_named(),
+    );
+    gradients_of(&task, batch, &mut opt)?;
     let norms: Vec<f64> = named
         .iter()
         .map(|(_, t)| t.grad().norm().double_value(&[]))
@@ -187,30 +189,19 @@ pub fn overfit_tiny(cfg: &RunConfig, data: &Dataset, n: usize, epochs: usize) ->
         cfg.device(),
     )?;
     model.set_input_stats(&norm);
-    let named = model.trainable_named();
     let mut train_cfg = cfg.train.clone();
     train_cfg.weight_decay = 0.0;
-    let mut opt = Optimizer::new(&train_cfg, named);
-    let (mut losses, mut accs) = (vec![], vec![]);
-    for epoch in 0..epochs {
-        let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);
-        for (x, y) in loader.batches(epoch) {
-            opt.zero_grad();
-            let logits = model.forward_t(&x, true);
-            let loss = logits.cross_entropy_loss::<Tensor>(&y, None, Reduction::Mean, -100, 0.0);
-            loss.backward();
-            opt.step(1e-3);
-            loss_sum += loss.double_value(&[]) * y.size()[0] as f64;
-            correct += logits
-                .argmax(-1, false)
-                .eq_tensor(&y)
-                .sum(Kind::Int64)
-                .int64_value(&[]);
-            seen += y.size()[0] as usize;
-        }
-        losses.push((epoch as f64 + 1.0, loss_sum / seen as f64));
-        accs.push((epoch as f64 + 1.0, correct as f64 / seen as f64));
-    }
+    let mut opt = Optimizer::new(&train_cfg, model.trainable_named());
+    let mut state = LoopState::new(Schedule::constant(1e-3), Precision::Fp32);
+    let mut trainer = Trainer::new(epochs);
+    trainer.validate_every = 0;
+    let task = ImageClassification::new(&model, Batches::Pixels(&loader));
+    trainer.run(&task, &mut opt, &mut state, &mut [])?;
+    let per_epoch = |f: fn(&crate::train::EpochRecord) -> f64| -> Vec<(f64, f64)> {
+        let epochs = state.history.epochs.iter();
+        epochs.map(|r| (r.epoch as f64, f(r))).collect()
+    };
+    let (losses, accs) = (per_epoch(|r| r.train_loss), per_epoch(|r| r.train_accuracy));
     let final_acc = accs.last().map_or(0.0, |a| a.1);
     let figure = plot::lines(
         "overfit_tiny",

@@ -6,10 +6,13 @@
 mod common;
 use common::venv_python;
 
+use helpers::config::DatasetKind;
 use helpers::config::{Arch, Cifar100Labels, Head, ModelConfig, RunConfig};
 use helpers::data::cifar::{self, Cifar};
 use helpers::data::Dataset;
-use helpers::train::{fit_with, Existing, FitOptions, Silent};
+use helpers::run::Existing;
+use helpers::tasks::image::{fit_with, FitOptions};
+use helpers::train::Silent;
 use helpers::Result;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -254,7 +257,7 @@ fn binary_cifar10_archive_extracts_and_reads_back() -> Result<()> {
     // Another name than the official one: only official names are checked on load.
     let archive = tmp.path().join("mine.tar.gz");
     tar_gz(&archive, &staging, "cifar-10-batches-bin");
-    let sha = helpers::data::idx::sha256_file(&archive)?;
+    let sha = helpers::io::sha256_file(&archive)?;
     cifar::verify_archive(&archive, &sha, None)?;
     let created = cifar::extract_archive(&archive, &data)?;
     assert_eq!(created, vec![data.join("cifar-10-batches-bin")]);
@@ -294,7 +297,7 @@ fn binary_cifar100_reads_fine_or_coarse_labels_by_config() -> Result<()> {
     assert!(pixels_of(&fine.train) == px);
     assert_eq!(fine.train.label_vec(), lb);
     let cfg = helpers::config::DataConfig {
-        dataset: "cifar100".into(),
+        dataset: DatasetKind::Cifar100,
         dir: tmp.path().to_path_buf(),
         cifar100_labels: Cifar100Labels::Coarse,
         ..Default::default()
@@ -548,11 +551,14 @@ fn missing_files_say_which_archive_goes_where() {
 
 #[test]
 fn an_unknown_dataset_lists_the_known_ones() {
-    let cfg = helpers::config::DataConfig {
-        dataset: "cifar1000".into(),
-        ..Default::default()
-    };
-    let e = helpers::data::load(&cfg, 0).unwrap_err().to_string();
+    let e = RunConfig::from_toml_str("[data]\ndataset = \"cifar1000\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("data.dataset") && e.contains("cifar1000") && e.contains("image_folder"),
+        "{e}"
+    );
+    let e = DatasetKind::parse("cifar1000").unwrap_err().to_string();
     assert!(
         e.contains("unknown dataset `cifar1000`")
             && e.contains("fashion_mnist, image_folder, cifar10, cifar100"),
@@ -574,7 +580,7 @@ fn cifar_configs_parse_and_dataset_switch_follows_dir_and_name() -> Result<()> {
             && c10.data.augment.crop_padding == 4
             && c10.data.augment.horizontal_flip
     );
-    let switched = c10.clone().with_dataset("cifar100");
+    let switched = c10.clone().with_dataset(DatasetKind::Cifar100);
     assert_eq!(switched.data.dir, PathBuf::from("data/cifar100"));
     assert_eq!(switched.name, "cifar100_resnet18");
     let c100 = RunConfig::from_toml_file(root.join("configs/cifar100.toml"))?;
@@ -639,14 +645,12 @@ fn mixing_and_natural_augmentation_resume_bit_for_bit() -> Result<()> {
     write_binary_cifar10(tmp.path(), 40);
     let data = cifar::load(tmp.path(), Cifar::Cifar10, Cifar100Labels::Fine)?;
     let mut cfg = common::tiny_config("mix");
-    cfg.data.dataset = "cifar10".into();
+    cfg.data.dataset = DatasetKind::Cifar10;
     cfg.data.augment.horizontal_flip = true;
-    cfg.data.natural_augment = helpers::config::NaturalAugmentConfig {
-        brightness: 0.3,
-        contrast: 0.3,
-        saturation: 0.3,
-        cutout_size: 8,
-    };
+    cfg.data.augment.brightness = 0.3;
+    cfg.data.augment.contrast = 0.3;
+    cfg.data.augment.saturation = 0.3;
+    cfg.data.augment.cutout_size = 8;
     cfg.train.mixup_alpha = 0.4;
     cfg.train.cutmix_alpha = 1.0;
     cfg.train.epochs = 2;

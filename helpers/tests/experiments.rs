@@ -5,7 +5,8 @@ mod common;
 use common::{serial, synth_dataset, tiny_config};
 use helpers::data::DataLoaders;
 use helpers::experiment::{ablation_table, grid_table, run_points};
-use helpers::train::{checkpoint, lr_find, Silent};
+use helpers::tasks::image::{lr_find, FitOptions};
+use helpers::train::Silent;
 use helpers::{baselines, models, sanity, sweep, Result};
 
 fn loaders_of(cfg: &helpers::config::RunConfig, data: &helpers::data::Dataset) -> DataLoaders {
@@ -71,7 +72,8 @@ fn lr_finder_suggests_rates_and_restores_the_weights() -> Result<()> {
     let (data, cfg) = (synth_dataset(), tiny_config("lr"));
     let loaders = loaders_of(&cfg, &data);
     let model = models::build(&cfg.model, data.image_shape(), 4, cfg.device())?;
-    let before: Vec<(String, tch::Tensor)> = checkpoint::model_tensors(&model)
+    let before: Vec<(String, tch::Tensor)> = model
+        .weights()
         .into_iter()
         .map(|(n, t)| (n, t.copy()))
         .collect();
@@ -86,7 +88,8 @@ fn lr_finder_suggests_rates_and_restores_the_weights() -> Result<()> {
     );
     for (name, t) in before {
         assert!(
-            checkpoint::model_tensors(&model)
+            model
+                .weights()
                 .iter()
                 .any(|(n, now)| *n == name && now.equal(&t)),
             "{name} restored"
@@ -107,14 +110,18 @@ fn grid_and_ablation_sweeps_train_reuse_and_tabulate() -> Result<()> {
         vec![toml::Value::Float(0.01), toml::Value::Float(0.02)],
     );
     let points = sweep::grid_points(&base)?;
-    let runs = run_points(&points, &data, dir.path(), &mut Silent)?;
+    let opts = FitOptions {
+        root: dir.path().to_path_buf(),
+        ..FitOptions::default()
+    };
+    let runs = run_points(&points, &data, &opts, &mut Silent)?;
     assert!(dir
         .path()
         .join("tuned_variant_lr_0.01/model_checkpoint.safetensors")
         .is_file());
     let table = grid_table(&runs)?;
     assert_eq!(table.height(), 2);
-    let again = run_points(&points, &data, dir.path(), &mut Silent)?;
+    let again = run_points(&points, &data, &opts, &mut Silent)?;
     assert_eq!(
         again[0].meta.train_seconds, runs[0].meta.train_seconds,
         "finished points are reused, not retrained"
@@ -127,7 +134,7 @@ fn grid_and_ablation_sweeps_train_reuse_and_tabulate() -> Result<()> {
     let runs = run_points(
         &sweep::ablation_points(&base, 2)?,
         &data,
-        dir.path(),
+        &opts,
         &mut Silent,
     )?;
     let t = ablation_table(&runs)?;

@@ -5,9 +5,12 @@ mod common;
 use common::{serial, synth_dataset, tiny_config};
 use helpers::config::{Head, ModelConfig};
 use helpers::data::{Dataset, ImageSet};
-use helpers::explain::{calibration, cam, errors, faithfulness::faithfulness, npy, CamMethod};
+use helpers::explain::{calibration, cam, error_analysis, faithfulness::faithfulness, CamMethod};
+use helpers::io::npy;
 use helpers::rng::Rng;
-use helpers::train::{fit_with, Existing, FitOptions, Silent};
+use helpers::run::Existing;
+use helpers::tasks::image::{fit_with, FitOptions};
+use helpers::train::Silent;
 use helpers::{models, Result};
 use tch::{Kind, Tensor};
 
@@ -184,8 +187,8 @@ fn top_losses_and_calibration_and_npy() -> Result<()> {
         probs,
         losses: vec![0.1, 1.6, 0.9],
     };
-    assert_eq!(errors::top_loss_indices(&preds, 2), vec![1, 2]);
-    assert_eq!(errors::misclassified_indices(&preds, 5), vec![1, 2]);
+    assert_eq!(error_analysis::top_loss_indices(&preds, 2), vec![1, 2]);
+    assert_eq!(error_analysis::misclassified_indices(&preds, 5), vec![1, 2]);
     let r = calibration::reliability(&preds, 10)?;
     assert!(r.ece > 0.0 && r.ece <= 1.0);
     let dir = tempfile::tempdir().unwrap();

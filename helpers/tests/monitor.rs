@@ -5,18 +5,21 @@ mod common;
 
 use common::{serial, synth_set, tiny_config, CLASSES};
 use helpers::data::{Dataset, ImageSet};
+use helpers::io::tensors as checkpoint;
 use helpers::monitor::drift::{
     self, detection_experiment, model_outputs, DriftDetector, DriftOptions, ExperimentOptions,
     Method,
 };
-use helpers::monitor::log::{
+use helpers::monitor::prediction_log::{
     append_jsonl, check_alerts, dashboard, iso_utc, read_jsonl, read_log, AlertRules, LogSummary,
     PredictionRecord, Predictor,
 };
 use helpers::monitor::retrain::{self, retrain, RetrainOptions};
 use helpers::monitor::shifts::{self, Shift};
 use helpers::rng::Rng;
-use helpers::train::{checkpoint, fit_with, Existing, FitOptions, Silent, TrainedRun};
+use helpers::run::Existing;
+use helpers::tasks::image::{fit_with, FitOptions, TrainedRun};
+use helpers::train::Silent;
 use helpers::{models, Error, Result};
 use std::io::Write;
 use std::path::Path;
@@ -498,7 +501,7 @@ fn alerts_fire_on_low_confidence_and_on_drift_and_are_appended() -> Result<()> {
     let fired = check_alerts(&relaxed, &records, Some(&report), Some(&alerts_file))?;
     let rules_fired: Vec<&str> = fired.iter().map(|a| a.rule.as_str()).collect();
     assert_eq!(rules_fired, ["drift_ks", "drift_mmd", "drift_chi_square"]);
-    let logged = read_jsonl::<helpers::monitor::log::Alert>(&alerts_file)?;
+    let logged = read_jsonl::<helpers::monitor::prediction_log::Alert>(&alerts_file)?;
     assert_eq!(logged.records.len(), 4);
     let first = &logged.records[0];
     assert_eq!(

@@ -7,7 +7,7 @@ use common::venv_python;
 use common::{serial, synth_dataset, tiny_config};
 use helpers::config::{Arch, Head, ModelConfig};
 use helpers::data::Normalization;
-use helpers::explain::npy;
+use helpers::io::npy;
 use helpers::{deploy, models, Result};
 use std::process::Command;
 use tch::{Kind, Tensor};

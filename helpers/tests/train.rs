@@ -3,8 +3,11 @@
 mod common;
 
 use common::{serial, synth_dataset, tiny_config};
+use helpers::io::tensors as checkpoint;
+use helpers::run::Existing;
 use helpers::run::Status;
-use helpers::train::{checkpoint, fit_with, Existing, FitOptions, Silent, TrainedRun};
+use helpers::tasks::image::{fit_with, FitOptions, TrainedRun};
+use helpers::train::Silent;
 use helpers::{Error, Result};
 use std::path::Path;
 

@@ -5,9 +5,11 @@
 mod common;
 
 use helpers::config::{Arch, Freeze, ModelConfig, RunConfig};
+use helpers::models::pretrained::{self, Fate};
 use helpers::models::{self, Model};
-use helpers::train::{fit_with, FitOptions, Silent};
-use helpers::weights::{self, Fate};
+use helpers::tasks::image::{fit_with, FitOptions};
+use helpers::train::Silent;
+use helpers::weights;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
@@ -174,7 +176,7 @@ fn a_new_class_count_keeps_the_backbone_and_renews_the_head() {
         .unwrap()
         .1
         .shallow_clone();
-    let report = weights::load_state_dict(&model, named, &path).unwrap();
+    let report = pretrained::load_state_dict(&model, named, &path).unwrap();
     assert_eq!(report.count(&Fate::NewHead), 2, "_fc.weight and _fc.bias");
     assert_eq!(report.count(&Fate::ModelOnly), 2, "adapter statistics");
     assert_eq!(

@@ -8,39 +8,27 @@
 //!
 //! Per batch, label-mixing: mixup (Zhang et al. 2018) and CutMix (Yun et al. 2019)
 //! ([`BatchMixer`]), which the training loop applies to a whole batch and its loss.
-use crate::config::{AugmentConfig, NaturalAugmentConfig};
+use super::config::AugmentConfig;
 use crate::rng::Rng;
 use tch::{Reduction, Tensor};
 
-/// Writes one augmented `[C, H, W]` image from `src` (u8) into `dst` (f32, raw 0..255).
+/// Writes one augmented `[C, H, W]` image from `src` (u8) into `dst` (f32, raw 0..255):
+/// crop and flip, colour jitter, Cutout, random erasing. `fill` is the raw (0..255) value
+/// per channel that Cutout writes: the training mean, which normalises to 0 as in the
+/// paper. An augmentation that is off draws nothing from `rng`, so switching one on
+/// never changes the draws of the others.
 pub fn augment_into(
     src: &[u8],
     dst: &mut [f32],
     shape: [usize; 3],
     cfg: &AugmentConfig,
-    rng: &mut Rng,
-) {
-    let off = NaturalAugmentConfig::default();
-    augment_all_into(src, dst, shape, cfg, &off, &[], rng);
-}
-
-/// [`augment_into`] with the natural-image augmentations too: crop and flip, colour
-/// jitter, Cutout, random erasing. `fill` is the raw (0..255) value per channel that
-/// Cutout writes: the training mean, which normalises to 0 as in the paper.
-/// With `natural` off, the random draws (and so the images) are those of [`augment_into`].
-pub fn augment_all_into(
-    src: &[u8],
-    dst: &mut [f32],
-    shape: [usize; 3],
-    cfg: &AugmentConfig,
-    natural: &NaturalAugmentConfig,
     fill: &[f32],
     rng: &mut Rng,
 ) {
     crop_and_flip(src, dst, shape, cfg, rng);
-    color_jitter(dst, shape, natural, rng);
-    if natural.cutout_size > 0 {
-        cutout(dst, shape, natural.cutout_size, fill, rng);
+    color_jitter(dst, shape, cfg, rng);
+    if cfg.cutout_size > 0 {
+        cutout(dst, shape, cfg.cutout_size, fill, rng);
     }
     if cfg.random_erasing > 0.0 && rng.uniform() < cfg.random_erasing {
         erase(dst, shape, rng);
@@ -86,7 +74,7 @@ fn crop_and_flip(
 /// Colour jitter as torchvision's `ColorJitter`: each enabled factor is drawn from
 /// [1 − s, 1 + s] and the three adjustments run in a random order, each clamped to the
 /// pixel range. Saturation needs colour and is skipped on grey images.
-fn color_jitter(img: &mut [f32], shape: [usize; 3], cfg: &NaturalAugmentConfig, rng: &mut Rng) {
+fn color_jitter(img: &mut [f32], shape: [usize; 3], cfg: &AugmentConfig, rng: &mut Rng) {
     let strengths = [cfg.brightness, cfg.contrast, cfg.saturation];
     if strengths.iter().all(|&s| s <= 0.0) {
         return;
@@ -365,9 +353,10 @@ mod tests {
             crop_padding: 0,
             horizontal_flip: false,
             random_erasing: 0.0,
+            ..AugmentConfig::OFF
         };
         let mut out = vec![0f32; 12];
-        augment_into(&img(), &mut out, [1, 3, 4], &cfg, &mut Rng::new(0, 0));
+        augment_into(&img(), &mut out, [1, 3, 4], &cfg, &[], &mut Rng::new(0, 0));
         assert_eq!(out, (0..12).map(|v| v as f32).collect::<Vec<_>>());
     }
 
@@ -377,6 +366,7 @@ mod tests {
             crop_padding: 0,
             horizontal_flip: true,
             random_erasing: 0.0,
+            ..AugmentConfig::OFF
         };
         let mut flipped = 0;
         for seed in 0..20 {
@@ -386,6 +376,7 @@ mod tests {
                 &mut out,
                 [1, 3, 4],
                 &flip_only,
+                &[],
                 &mut Rng::new(seed, 0),
             );
             if out[..4] == [3.0, 2.0, 1.0, 0.0] {
@@ -403,10 +394,18 @@ mod tests {
             crop_padding: 1,
             horizontal_flip: false,
             random_erasing: 0.0,
+            ..AugmentConfig::OFF
         };
         for seed in 0..20 {
             let mut out = vec![0f32; 12];
-            augment_into(&img(), &mut out, [1, 3, 4], &crop, &mut Rng::new(seed, 0));
+            augment_into(
+                &img(),
+                &mut out,
+                [1, 3, 4],
+                &crop,
+                &[],
+                &mut Rng::new(seed, 0),
+            );
             let kept: f32 = out.iter().sum();
             assert!(
                 kept <= 66.0 && out.iter().all(|v| (0.0..12.0).contains(v)),
@@ -421,6 +420,7 @@ mod tests {
             crop_padding: 0,
             horizontal_flip: false,
             random_erasing: 1.0,
+            ..AugmentConfig::OFF
         };
         let mut out = vec![0f32; 28 * 28];
         augment_into(
@@ -428,6 +428,7 @@ mod tests {
             &mut out,
             [1, 28, 28],
             &cfg,
+            &[],
             &mut Rng::new(5, 0),
         );
         let erased = out.iter().filter(|&&v| v == 127.5).count();
@@ -442,33 +443,27 @@ mod tests {
         contrast: f64,
         saturation: f64,
         cutout_size: usize,
-    ) -> NaturalAugmentConfig {
-        NaturalAugmentConfig {
+    ) -> AugmentConfig {
+        AugmentConfig {
             brightness,
             contrast,
             saturation,
             cutout_size,
+            ..AugmentConfig::OFF
         }
     }
-
-    const NO_GEOMETRY: AugmentConfig = AugmentConfig {
-        crop_padding: 0,
-        horizontal_flip: false,
-        random_erasing: 0.0,
-    };
 
     /// A 3×8×8 image with varied colours.
     fn rgb() -> Vec<u8> {
         (0..3 * 64).map(|i| (i * 37 % 256) as u8).collect()
     }
 
-    fn run(natural: &NaturalAugmentConfig, fill: &[f32], seed: u64) -> Vec<f32> {
+    fn run(natural: &AugmentConfig, fill: &[f32], seed: u64) -> Vec<f32> {
         let mut out = vec![0f32; 3 * 64];
-        augment_all_into(
+        augment_into(
             &rgb(),
             &mut out,
             [3, 8, 8],
-            &NO_GEOMETRY,
             natural,
             fill,
             &mut Rng::new(seed, 0),
@@ -482,21 +477,17 @@ mod tests {
             crop_padding: 2,
             horizontal_flip: true,
             random_erasing: 0.5,
+            ..AugmentConfig::OFF
         };
         for seed in 0..10 {
             let (mut a, mut b) = (vec![0f32; 192], vec![0f32; 192]);
             let (mut ra, mut rb) = (Rng::new(seed, 3), Rng::new(seed, 3));
-            augment_into(&rgb(), &mut a, [3, 8, 8], &cfg, &mut ra);
-            let off = NaturalAugmentConfig::default();
-            augment_all_into(
-                &rgb(),
-                &mut b,
-                [3, 8, 8],
-                &cfg,
-                &off,
-                &[1.0, 2.0, 3.0],
-                &mut rb,
-            );
+            augment_into(&rgb(), &mut a, [3, 8, 8], &cfg, &[1.0, 2.0, 3.0], &mut ra);
+            // The geometric steps alone, by hand: colour jitter and Cutout add no draw.
+            crop_and_flip(&rgb(), &mut b, [3, 8, 8], &cfg, &mut rb);
+            if rb.uniform() < cfg.random_erasing {
+                erase(&mut b, [3, 8, 8], &mut rb);
+            }
             assert_eq!(a, b);
             assert_eq!(ra.next_u64(), rb.next_u64(), "same number of draws");
         }

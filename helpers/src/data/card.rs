@@ -3,7 +3,7 @@
 //! class balance and known biases.
 use super::Dataset;
 use crate::plot::{self, Figure};
-use crate::report::{evcxr_emit, Table};
+use crate::render::{evcxr_emit, Table};
 use crate::Result;
 use polars::prelude::Column;
 

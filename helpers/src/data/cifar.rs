@@ -17,8 +17,8 @@
 //! archive, which it checks against the published size and SHA-256 ([`verify_archive`])
 //! and unpacks safely ([`extract_archive`]). Nothing is downloaded unless `LAB_DOWNLOAD=1`
 //! and a `curl` binary exist.
+use super::config::Cifar100Labels;
 use super::{Dataset, ImageSet, SourceFile};
-use crate::config::Cifar100Labels;
 use crate::weights::pickle::{self, PickleError, Value};
 use crate::{Error, Result};
 use sha2::{Digest, Sha256};
@@ -362,7 +362,7 @@ pub fn verify_archive(path: &Path, sha256: &str, bytes: Option<u64>) -> Result<(
     let mut hasher = Sha256::new();
     let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
     std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(path, e))?;
-    let actual = crate::data::idx::hex(&hasher.finalize());
+    let actual = crate::io::hex(&hasher.finalize());
     if !actual.eq_ignore_ascii_case(sha256) {
         return Err(Error::data(
             path,
@@ -586,7 +586,7 @@ fn read_recorded(folder: &Path, name: &str, files: &mut Vec<SourceFile>) -> Resu
         .unwrap_or_default();
     files.push(SourceFile {
         name: format!("{folder_name}/{name}"),
-        sha256: crate::data::idx::hex(&Sha256::digest(&bytes)),
+        sha256: crate::io::hex(&Sha256::digest(&bytes)),
     });
     Ok(bytes)
 }

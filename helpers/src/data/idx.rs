@@ -1,6 +1,7 @@
 //! IDX files, the format of MNIST and Fashion-MNIST (<http://yann.lecun.com/exdb/mnist/>):
 //! two zero bytes, a type byte (0x08 = unsigned byte), the number of dimensions, then one
 //! big-endian u32 per dimension and the values in row-major order. Files may be gzipped.
+use crate::io::hex;
 use crate::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -109,17 +110,6 @@ fn parse_header(path: &Path, raw: &[u8], expected_ndims: usize) -> Result<(Vec<u
     Ok((dims, header_len))
 }
 
-/// SHA-256 of a file's bytes, hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    Ok(hex(&Sha256::digest(&bytes)))
-}
-
-/// Lower-case hex of a digest.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Writes `data` as an IDX file of unsigned bytes; used by tests and for exporting subsets.
 pub fn write_idx(path: &Path, dims: &[usize], data: &[u8]) -> Result<()> {
     let mut out = vec![0u8, 0, IDX_U8, dims.len() as u8];
@@ -127,7 +117,7 @@ pub fn write_idx(path: &Path, dims: &[usize], data: &[u8]) -> Result<()> {
         out.extend_from_slice(&(d as u32).to_be_bytes());
     }
     out.extend_from_slice(data);
-    crate::fsx::write_atomic(path, &out)
+    crate::io::write_atomic(path, &out)
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Batches for training and evaluation: seeded shuffling per epoch, augmentation of
 //! training examples, normalisation with statistics of the training split.
-use super::augment::augment_all_into;
+use super::augment::augment_into;
+use super::config::{AugmentConfig, DataConfig};
 use super::split::Split;
 use super::{Dataset, ImageSet};
-use crate::config::{AugmentConfig, DataConfig, NaturalAugmentConfig};
 use crate::rng::Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
@@ -74,16 +74,15 @@ pub struct Loader {
     shape: [usize; 3],
     pub batch_size: usize,
     shuffle: bool,
+    /// Training only; `None` when every augmentation is off.
     augment: Option<AugmentConfig>,
-    /// Colour jitter and Cutout, training only; see [`Loader::with_natural_augment`].
-    natural: Option<NaturalAugmentConfig>,
     pub norm: Normalization,
     seed: u64,
     pub device: Device,
 }
 
 impl Loader {
-    /// A loader over `set`; `augment` only for training.
+    /// A loader over `set`; `augment` only for training (an all-off config counts as none).
     pub fn new(
         set: &ImageSet,
         batch_size: usize,
@@ -101,19 +100,11 @@ impl Loader {
             shape: [s[1] as usize, s[2] as usize, s[3] as usize],
             batch_size,
             shuffle,
-            augment,
-            natural: None,
+            augment: augment.filter(AugmentConfig::any),
             norm,
             seed,
             device,
         }
-    }
-
-    /// Adds colour jitter and Cutout to this loader's batches (after crop and flip,
-    /// before random erasing); off when `cfg` enables none of them.
-    pub fn with_natural_augment(mut self, cfg: &NaturalAugmentConfig) -> Loader {
-        self.natural = cfg.any().then(|| cfg.clone());
-        self
     }
 
     /// Number of examples.
@@ -177,7 +168,7 @@ impl Loader {
 
     /// True when training batches are augmented (so each epoch sees other pixels).
     pub fn augments(&self) -> bool {
-        self.augment.is_some() || self.natural.is_some()
+        self.augment.is_some()
     }
 
     /// The epoch's batches of positions, and the generator augmentation continues with.
@@ -196,22 +187,13 @@ impl Loader {
         let mut buf = vec![0f32; idx.len() * n];
         // Cutout writes the training mean, which normalises to 0 (as in the paper).
         let fill: Vec<f32> = self.norm.mean.iter().map(|m| m * 255.0).collect();
-        let no_geometry = AugmentConfig {
-            crop_padding: 0,
-            horizontal_flip: false,
-            random_erasing: 0.0,
-        };
-        let off = NaturalAugmentConfig::default();
         for (k, &i) in idx.iter().enumerate() {
             let src = &self.pixels[i * n..(i + 1) * n];
             let dst = &mut buf[k * n..(k + 1) * n];
-            if self.augment.is_none() && self.natural.is_none() {
-                dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s as f32);
-                continue;
+            match &self.augment {
+                Some(cfg) => augment_into(src, dst, self.shape, cfg, &fill, rng),
+                None => dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s as f32),
             }
-            let geometry = self.augment.as_ref().unwrap_or(&no_geometry);
-            let natural = self.natural.as_ref().unwrap_or(&off);
-            augment_all_into(src, dst, self.shape, geometry, natural, &fill, rng);
         }
         self.norm.apply_raw(&mut buf, self.shape);
         let [c, h, w] = self.shape.map(|d| d as i64);
@@ -235,7 +217,7 @@ pub struct DataLoaders {
 
 impl DataLoaders {
     /// Examples per split and class, as a table.
-    pub fn table(&self, classes: &[String]) -> crate::Result<crate::report::Table> {
+    pub fn table(&self, classes: &[String]) -> crate::Result<crate::render::Table> {
         use polars::prelude::Column;
         let count = |l: &Loader| {
             let mut c = vec![0u64; classes.len()];
@@ -260,7 +242,7 @@ impl DataLoaders {
             cols.push(Column::new(name.into(), c));
         }
         let norm = format!("mean {:?}, std {:?}", self.norm.mean, self.norm.std);
-        crate::report::Table::from_columns(
+        crate::render::Table::from_columns(
             format!("Stratified split (normalisation from train: {norm})"),
             cols,
         )
@@ -322,8 +304,7 @@ impl DataLoaders {
             data.test.head(data.test.len())
         };
         let norm = Normalization::of(&train_set.images);
-        let aug = Some(cfg.augment.clone())
-            .filter(|a| a.crop_padding > 0 || a.horizontal_flip || a.random_erasing > 0.0);
+        let aug = Some(cfg.augment.clone());
         let eval_loader = |set: &ImageSet| {
             Loader::new(
                 set,
@@ -344,8 +325,7 @@ impl DataLoaders {
                 norm.clone(),
                 seed,
                 device,
-            )
-            .with_natural_augment(&cfg.natural_augment),
+            ),
             val: eval_loader(&val_set),
             test: eval_loader(&test_set),
             split,
@@ -372,14 +352,14 @@ mod tests {
     fn natural_augmentation_keeps_labels_and_pixel_range_and_replays_per_epoch() {
         let s = set();
         let norm = Normalization::of(&s.images);
-        let natural = NaturalAugmentConfig {
+        let natural = AugmentConfig {
             brightness: 0.5,
             contrast: 0.5,
             saturation: 0.5,
             cutout_size: 4,
+            ..AugmentConfig::OFF
         };
-        let loader = Loader::new(&s, 5, true, None, norm.clone(), 3, Device::Cpu)
-            .with_natural_augment(&natural);
+        let loader = Loader::new(&s, 5, true, Some(natural), norm.clone(), 3, Device::Cpu);
         assert!(loader.augments());
         let epoch = |e| loader.batches(e).collect::<Vec<_>>();
         for (x, y) in epoch(0) {
@@ -402,8 +382,7 @@ mod tests {
         for ((xa, _), (xb, _)) in a.iter().zip(&b) {
             assert!(xa.equal(xb), "same epoch, same augmentation");
         }
-        let off = Loader::new(&s, 5, true, None, norm, 3, Device::Cpu)
-            .with_natural_augment(&NaturalAugmentConfig::default());
+        let off = Loader::new(&s, 5, true, Some(AugmentConfig::OFF), norm, 3, Device::Cpu);
         assert!(!off.augments());
     }
 }

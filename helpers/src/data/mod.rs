@@ -2,6 +2,7 @@
 pub mod augment;
 pub mod card;
 pub mod cifar;
+pub mod config;
 pub mod fashion_mnist;
 pub mod idx;
 pub mod image_folder;
@@ -10,22 +11,7 @@ pub mod split;
 
 pub use card::DataCard;
 
-use crate::config::DataConfig;
-use crate::Error;
-
-/// Dataset names `data.dataset` accepts.
-pub const KNOWN_DATASETS: [&str; 4] = ["fashion_mnist", "image_folder", "cifar10", "cifar100"];
-
-/// The folder a dataset's files are looked for in when `data.dir` is not set, relative
-/// to the repository root (`None` for `image_folder`, which has no default).
-pub fn default_dir(dataset: &str) -> Option<&'static str> {
-    match dataset {
-        "fashion_mnist" => Some(fashion_mnist::DEFAULT_DIR),
-        "cifar10" => Some(cifar::Cifar::Cifar10.default_dir()),
-        "cifar100" => Some(cifar::Cifar::Cifar100.default_dir()),
-        _ => None,
-    }
-}
+pub use config::{AugmentConfig, Cifar100Labels, DataConfig, DatasetKind};
 
 /// Loads the dataset a config names from `data.dir`. `image_folder` reads
 /// `dir/train/<class>/…` and `dir/test/<class>/…`, or `dir/<class>/…` with a stratified
@@ -41,17 +27,17 @@ pub fn load(cfg: &DataConfig, seed: u64) -> crate::Result<Dataset> {
             cfg.dir.clone()
         }
     };
-    match cfg.dataset.as_str() {
-        "fashion_mnist" => fashion_mnist::load(&cfg.dir),
-        "cifar10" => {
+    match cfg.dataset {
+        DatasetKind::FashionMnist => fashion_mnist::load(&cfg.dir),
+        DatasetKind::Cifar10 => {
             let c = cifar::Cifar::Cifar10;
             cifar::load(cifar_dir(c), c, cfg.cifar100_labels)
         }
-        "cifar100" => {
+        DatasetKind::Cifar100 => {
             let c = cifar::Cifar::Cifar100;
             cifar::load(cifar_dir(c), c, cfg.cifar100_labels)
         }
-        "image_folder" => {
+        DatasetKind::ImageFolder => {
             let opts = image_folder::ImageFolderOptions {
                 size: (cfg.image_size, cfg.image_size),
                 channels: cfg.channels,
@@ -66,13 +52,6 @@ pub fn load(cfg: &DataConfig, seed: u64) -> crate::Result<Dataset> {
             }
             Ok(data)
         }
-        other => Err(Error::config(
-            "data.dataset",
-            format!(
-                "unknown dataset `{other}`; known: {}",
-                KNOWN_DATASETS.join(", ")
-            ),
-        )),
     }
 }
 pub use loader::{DataLoaders, Loader, Normalization};
@@ -125,6 +104,27 @@ impl ImageSet {
         }
     }
 
+    /// The first `n` images in a grid of `cols` columns, captioned with their class names.
+    pub fn samples(
+        &self,
+        classes: &[String],
+        n: usize,
+        cols: usize,
+    ) -> crate::Result<crate::plot::Figure> {
+        let subset = self.head(n);
+        let captions: Vec<String> = subset
+            .label_vec()
+            .iter()
+            .map(|&l| {
+                classes
+                    .get(l as usize)
+                    .cloned()
+                    .unwrap_or_else(|| l.to_string())
+            })
+            .collect();
+        crate::plot::image_grid("samples", &subset.images, &captions, cols, 3)
+    }
+
     /// The first `n` examples (or all of them when there are fewer).
     pub fn head(&self, n: usize) -> ImageSet {
         let n = n.min(self.len()) as i64;
@@ -169,6 +169,16 @@ impl Dataset {
     pub fn image_shape(&self) -> [i64; 3] {
         let s = self.train.images.size();
         [s[1], s[2], s[3]]
+    }
+
+    /// Its name and the SHA-256 of each of its files, as facts for the environment table
+    /// ([`crate::backend::Versions::with_all`]).
+    pub fn facts(&self) -> Vec<(String, String)> {
+        let mut facts = vec![("dataset".to_string(), self.name.clone())];
+        for f in &self.files {
+            facts.push((format!("sha256 {}", f.name), f.sha256.clone()));
+        }
+        facts
     }
 
     /// The data card of this dataset.

@@ -1,7 +1,7 @@
 //! [`Split`]: a stratified, seeded partition of the training set into train and
 //! validation indices (the test set is never touched). Saved into each run as JSON.
 use crate::rng::Rng;
-use crate::{fsx, Error, Result};
+use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -42,7 +42,7 @@ impl Split {
 
     /// Saves as JSON, atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        fsx::write_text_atomic(
+        crate::io::write_text_atomic(
             path,
             &serde_json::to_string(self).expect("split serialises"),
         )

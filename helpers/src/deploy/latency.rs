@@ -11,7 +11,7 @@
 use crate::deploy::ort_runtime::{Optimization, OrtModel, OrtOptions};
 use crate::models::Model;
 use crate::plot::{self, Figure};
-use crate::report::Table;
+use crate::render::Table;
 use crate::{Error, Result};
 use polars::prelude::Column;
 use std::path::PathBuf;

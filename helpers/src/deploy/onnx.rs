@@ -9,12 +9,13 @@
 //! The graph has a fixed `C×H×W` (the model's input shape) and a symbolic batch, so
 //! spatial sizes — and hence "SAME" padding — are tracked layer by layer at export
 //! time. The protobuf messages follow onnx/onnx.proto3 (field numbers in comments).
+use crate::io::protobuf::{put_bytes, put_packed_i64, put_str, put_varint_field};
 use crate::models::blocks::{
     BasicBlock, InputAdapter, MbConv, SameConv, IMAGENET_MEAN, IMAGENET_STD,
 };
+use crate::models::layers::{BatchNorm, Conv};
 use crate::models::{Layer, Model};
-use crate::proto::{put_bytes, put_packed_i64, put_str, put_varint_field};
-use crate::{fsx, Error, Result};
+use crate::{Error, Result};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -26,7 +27,7 @@ const INT64: u64 = 7; // TensorProto.DataType.INT64
 
 /// Writes `model` as an ONNX file at `path`, atomically.
 pub fn export(model: &Model, path: &Path) -> Result<()> {
-    fsx::write_atomic(path, &to_onnx_bytes(model)?)
+    crate::io::write_atomic(path, &to_onnx_bytes(model)?)
 }
 
 /// The serialised ONNX model. The input is `input` `[batch, C, H, W]` (normalised as for
@@ -78,8 +79,8 @@ impl Value {
     /// `[H, W]`, or an error naming `layer` when the tensor is already flat.
     fn spatial(&self, layer: &str) -> Result<[i64; 2]> {
         self.size.ok_or_else(|| {
-            Error::config(
-                layer,
+            Error::argument(
+                format!("layer {layer}"),
                 "expects [N, C, H, W] input but follows a flatten; no ONNX export",
             )
         })
@@ -87,7 +88,10 @@ impl Value {
 }
 
 fn unsupported(layer: &str, what: impl std::fmt::Display) -> Error {
-    Error::config(layer, format!("{what} has no ONNX export"))
+    Error::argument(
+        format!("layer {layer}"),
+        format!("{what} has no ONNX export"),
+    )
 }
 
 /// A convolution's weights and geometry, whichever layer type holds it.
@@ -102,32 +106,22 @@ struct ConvParts<'a> {
 }
 
 impl<'a> ConvParts<'a> {
-    /// A tch convolution with symmetric zero padding.
-    fn of_nn(layer: &str, conv: &'a nn::Conv2D) -> Result<ConvParts<'a>> {
-        let debug = format!("{conv:?}");
-        let bad = || unsupported(layer, "a convolution whose config tch does not show");
-        let pair = |key| {
-            debug_field(&debug, key)
-                .and_then(parse_pair)
-                .ok_or_else(bad)
-        };
-        let (stride, padding, dilation) = (pair("stride")?, pair("padding")?, pair("dilation")?);
-        let groups = debug_field(&debug, "groups")
-            .and_then(|g| g.parse().ok())
-            .ok_or_else(bad)?;
-        if debug_field(&debug, "padding_mode") != Some("Zeros") {
+    /// A convolution with symmetric zero padding.
+    fn of_conv(layer: &str, conv: &'a Conv) -> Result<ConvParts<'a>> {
+        if !conv.zero_padding {
             return Err(unsupported(
                 layer,
                 "a convolution with non-zero padding mode",
             ));
         }
+        let (p, s, d) = (conv.padding, conv.stride, conv.dilation);
         Ok(ConvParts {
             ws: &conv.ws,
             bs: conv.bs.as_ref(),
-            stride,
-            pads: [padding[0], padding[1], padding[0], padding[1]],
-            dilation,
-            groups,
+            stride: [s, s],
+            pads: [p, p, p, p],
+            dilation: [d, d],
+            groups: conv.groups,
         })
     }
 
@@ -161,60 +155,30 @@ impl<'a> ConvParts<'a> {
     }
 }
 
-/// tch keeps `nn::Conv2D`'s and `nn::BatchNorm`'s configs private: their `Debug` text is
-/// the only public view of stride, padding, groups and epsilon. tch is pinned to one
-/// version, and the unit tests below fail if that text changes.
-fn debug_field<'d>(debug: &'d str, key: &str) -> Option<&'d str> {
-    let config = &debug[debug.find("config: ")?..];
-    let start = config.find(&format!(" {key}: "))? + key.len() + 3;
-    let rest = &config[start..];
-    let end = if rest.starts_with('[') {
-        rest.find(']')? + 1
-    } else {
-        rest.find([',', ' ', '}'])?
-    };
-    Some(&rest[..end])
-}
-
-/// `[a, b]` → `[a, b]`.
-fn parse_pair(text: &str) -> Option<[i64; 2]> {
-    let inner = text.strip_prefix('[')?.strip_suffix(']')?;
-    let mut parts = inner.split(',').map(|p| p.trim().parse::<i64>());
-    let pair = [parts.next()?.ok()?, parts.next()?.ok()?];
-    parts.next().is_none().then_some(pair)
-}
-
-/// The epsilon `bn` normalises with (1e-5 for tch's default, 1e-3 for EfficientNet).
-fn bn_eps(layer: &str, bn: &nn::BatchNorm) -> Result<f64> {
-    debug_field(&format!("{bn:?}"), "eps")
-        .and_then(|e| e.parse().ok())
-        .ok_or_else(|| unsupported(layer, "a batch norm whose epsilon tch does not show"))
-}
-
 /// Per-channel `(scale, shift)` of an inference-mode batch norm, in f64:
 /// y = x · γ/√(σ² + ε) + (β − μ · γ/√(σ² + ε)).
-fn bn_affine(layer: &str, bn: &nn::BatchNorm) -> Result<(Tensor, Tensor)> {
+fn bn_affine(bn: &BatchNorm) -> (Tensor, Tensor) {
     let f64_of = |t: &Tensor| t.to_device(Device::Cpu).to_kind(Kind::Double);
     let var = f64_of(&bn.running_var);
     let gamma = bn.ws.as_ref().map_or_else(|| var.ones_like(), f64_of);
     let beta = bn.bs.as_ref().map_or_else(|| var.zeros_like(), f64_of);
-    let scale = gamma / (var + bn_eps(layer, bn)?).sqrt();
+    let scale = gamma / (var + bn.eps).sqrt();
     let shift = beta - f64_of(&bn.running_mean) * &scale;
-    Ok((scale, shift))
+    (scale, shift)
 }
 
 /// Weight and bias of a convolution with `bn` folded in: w' = w · s, b' = b · s + t.
-fn fold(layer: &str, conv: &ConvParts, bn: Option<&nn::BatchNorm>) -> Result<(Tensor, Tensor)> {
+fn fold(conv: &ConvParts, bn: Option<&BatchNorm>) -> (Tensor, Tensor) {
     let w = conv.ws.to_device(Device::Cpu).to_kind(Kind::Double);
     let b = conv.bs.map_or_else(
         || Tensor::zeros([w.size()[0]], (Kind::Double, Device::Cpu)),
         |b| b.to_device(Device::Cpu).to_kind(Kind::Double),
     );
     let Some(bn) = bn else {
-        return Ok((w, b));
+        return (w, b);
     };
-    let (scale, shift) = bn_affine(layer, bn)?;
-    Ok((&w * scale.view([-1, 1, 1, 1]), b * scale + shift))
+    let (scale, shift) = bn_affine(bn);
+    (&w * scale.view([-1, 1, 1, 1]), b * scale + shift)
 }
 
 /// A float tensor's values in f64.
@@ -237,11 +201,11 @@ impl GraphBuilder {
         &mut self,
         name: &str,
         layer: &Layer,
-        bn: Option<&nn::BatchNorm>,
+        bn: Option<&BatchNorm>,
         x: Value,
     ) -> Result<Value> {
         match layer {
-            Layer::Conv(conv) => self.conv(name, &x, &ConvParts::of_nn(name, conv)?, bn),
+            Layer::Conv(conv) => self.conv(name, &x, &ConvParts::of_conv(name, conv)?, bn),
             Layer::SameConv(conv) => {
                 let parts = ConvParts::same(conv, x.spatial(name)?);
                 self.conv(name, &x, &parts, bn)
@@ -304,10 +268,10 @@ impl GraphBuilder {
         name: &str,
         x: &Value,
         conv: &ConvParts,
-        bn: Option<&nn::BatchNorm>,
+        bn: Option<&BatchNorm>,
     ) -> Result<Value> {
         let size = x.spatial(name)?;
-        let (w, b) = fold(name, conv, bn)?;
+        let (w, b) = fold(conv, bn);
         let k = w.size();
         let w_name = self.initializer(&format!("{name}.weight"), &w)?;
         let b_name = self.initializer(&format!("{name}.bias"), &b)?;
@@ -320,8 +284,8 @@ impl GraphBuilder {
         ];
         let out_size = conv.output_size(size);
         if out_size.iter().any(|&s| s < 1) {
-            return Err(Error::config(
-                name,
+            return Err(Error::argument(
+                format!("layer {name}"),
                 format!("input {size:?} is too small for this convolution"),
             ));
         }
@@ -333,8 +297,8 @@ impl GraphBuilder {
     }
 
     /// A batch norm that follows no convolution, as a per-channel `Mul` and `Add`.
-    fn batch_norm(&mut self, name: &str, x: &Value, bn: &nn::BatchNorm) -> Result<Value> {
-        let (scale, shift) = bn_affine(name, bn)?;
+    fn batch_norm(&mut self, name: &str, x: &Value, bn: &BatchNorm) -> Result<Value> {
+        let (scale, shift) = bn_affine(bn);
         let shape: Vec<i64> = match x.size {
             Some(_) => vec![1, -1, 1, 1],
             None => vec![1, -1],
@@ -433,10 +397,10 @@ impl GraphBuilder {
         block: &str,
         part: &str,
         x: &Value,
-        (conv, bn): (&nn::Conv2D, &nn::BatchNorm),
+        (conv, bn): (&Conv, &BatchNorm),
     ) -> Result<Value> {
         let layer = format!("{block}.{part}");
-        let parts = ConvParts::of_nn(&layer, conv)?;
+        let parts = ConvParts::of_conv(&layer, conv)?;
         self.conv(&layer, x, &parts, Some(bn))
     }
 
@@ -659,21 +623,21 @@ mod tests {
     use crate::models::blocks::{batch_norm, conv};
 
     #[test]
-    fn reads_tch_private_configs_from_debug() -> Result<()> {
+    fn conv_and_batch_norm_geometry_comes_from_the_layer_types() -> Result<()> {
         let vs = nn::VarStore::new(Device::Cpu);
         let bn = batch_norm(vs.root() / "bn", 4, 1e-3, 0.01);
-        assert_eq!(bn_eps("bn", &bn)?, 1e-3);
-        let default_bn = nn::batch_norm2d(vs.root() / "bn2", 4, Default::default());
-        assert_eq!(bn_eps("bn2", &default_bn)?, 1e-5);
+        assert_eq!(bn.eps, 1e-3);
+        let default_bn = BatchNorm::new(vs.root() / "bn2", 4, Default::default());
+        assert_eq!(default_bn.eps, 1e-5);
         let c = conv(vs.root() / "c", 3, 8, 7, 2, 3);
-        let parts = ConvParts::of_nn("c", &c)?;
+        let parts = ConvParts::of_conv("c", &c)?;
         assert_eq!(
             (parts.stride, parts.pads, parts.groups),
             ([2, 2], [3, 3, 3, 3], 1)
         );
         assert_eq!(parts.dilation, [1, 1]);
         assert_eq!(parts.output_size([224, 224]), [112, 112]);
-        let grouped = nn::conv2d(
+        let grouped = Conv::new(
             vs.root() / "g",
             8,
             8,
@@ -684,7 +648,21 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert_eq!(ConvParts::of_nn("g", &grouped)?.groups, 8);
+        assert_eq!(ConvParts::of_conv("g", &grouped)?.groups, 8);
+        let reflect = Conv::new(
+            vs.root() / "r",
+            3,
+            3,
+            3,
+            nn::ConvConfig {
+                padding_mode: nn::PaddingMode::Reflect,
+                ..Default::default()
+            },
+        );
+        let e = ConvParts::of_conv("r", &reflect)
+            .err()
+            .map(|e| e.to_string());
+        assert!(e.is_some_and(|e| e.contains("padding mode")));
         Ok(())
     }
 

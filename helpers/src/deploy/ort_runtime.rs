@@ -5,7 +5,7 @@
 //! so nothing is downloaded at build time: the library is the one in the PyPI wheel
 //! `onnxruntime==1.32.0` that `scripts/setup` (step `venv`) installs, or any file named
 //! by `ORT_DYLIB_PATH`. It is loaded once per process, on first use.
-use crate::weights::{site_packages, venv_dir};
+use crate::io::venv::{site_packages, venv_dir};
 use crate::{Error, Result};
 use ort::environment::Environment;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};

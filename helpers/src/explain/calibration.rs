@@ -3,7 +3,7 @@
 //! confidence bins.
 use crate::evaluate::Predictions;
 use crate::plot::{self, Figure, Series};
-use crate::report::evcxr_emit;
+use crate::render::evcxr_emit;
 use crate::Result;
 use tch::Kind;
 

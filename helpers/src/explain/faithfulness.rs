@@ -5,7 +5,7 @@
 //! confidence-change metrics).
 use super::gradcam::Cam;
 use crate::models::Model;
-use crate::report::Table;
+use crate::render::Table;
 use crate::rng::Rng;
 use crate::Result;
 use polars::prelude::Column;

@@ -1,10 +1,9 @@
 //! Explaining predictions and analysing errors: Grad-CAM and Grad-CAM++ maps, overlays,
 //! faithfulness against random regions, top losses and calibration.
 pub mod calibration;
-pub mod errors;
+pub mod error_analysis;
 pub mod faithfulness;
 pub mod gradcam;
-pub mod npy;
 pub mod overlay;
 
 pub use calibration::{reliability, Reliability};

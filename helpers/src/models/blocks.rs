@@ -3,6 +3,7 @@
 //! adapter that turns the dataset's normalised images into ImageNet-normalised RGB at
 //! the size the network expects. Parameter paths follow PyTorch's names, so state_dicts
 //! saved by PyTorch load by name.
+use super::layers::{BatchNorm, Conv};
 use crate::data::Normalization;
 use tch::{nn, Tensor};
 
@@ -15,36 +16,29 @@ fn count(t: &Tensor) -> i64 {
     t.numel() as i64
 }
 
-fn bn_params(bn: &nn::BatchNorm) -> i64 {
+fn bn_params(bn: &BatchNorm) -> i64 {
     bn.ws.as_ref().map_or(0, count) + bn.bs.as_ref().map_or(0, count)
 }
 
 /// Batch norm with an explicit epsilon and PyTorch-convention momentum.
-pub fn batch_norm(path: nn::Path, channels: i64, eps: f64, momentum: f64) -> nn::BatchNorm {
+pub fn batch_norm(path: nn::Path, channels: i64, eps: f64, momentum: f64) -> BatchNorm {
     let config = nn::BatchNormConfig {
         eps,
         momentum,
         ..Default::default()
     };
-    nn::batch_norm2d(path, channels, config)
+    BatchNorm::new(path, channels, config)
 }
 
 /// A bias-free convolution with symmetric zero padding.
-pub fn conv(
-    path: nn::Path,
-    c_in: i64,
-    c_out: i64,
-    kernel: i64,
-    stride: i64,
-    padding: i64,
-) -> nn::Conv2D {
+pub fn conv(path: nn::Path, c_in: i64, c_out: i64, kernel: i64, stride: i64, padding: i64) -> Conv {
     let config = nn::ConvConfig {
         stride,
         padding,
         bias: false,
         ..Default::default()
     };
-    nn::conv2d(path, c_in, c_out, kernel, config)
+    Conv::new(path, c_in, c_out, kernel, config)
 }
 
 /// The classifier of the pretrained architectures: global average pooling, dropout (when
@@ -153,11 +147,11 @@ pub struct MbConvSpec {
 /// residual connection with stochastic depth ("drop connect") when shapes allow.
 #[derive(Debug)]
 pub struct MbConv {
-    expand: Option<(nn::Conv2D, nn::BatchNorm)>,
+    expand: Option<(Conv, BatchNorm)>,
     depthwise: SameConv,
-    bn1: nn::BatchNorm,
-    project: nn::Conv2D,
-    bn2: nn::BatchNorm,
+    bn1: BatchNorm,
+    project: Conv,
+    bn2: BatchNorm,
     residual: bool,
     /// Probability of dropping the residual branch of a sample while training.
     pub drop_connect: f64,
@@ -165,7 +159,7 @@ pub struct MbConv {
 }
 
 /// EfficientNet's batch norm: epsilon 1e-3, momentum 0.01 (TensorFlow's 0.99).
-fn efficientnet_bn(path: nn::Path, channels: i64) -> nn::BatchNorm {
+fn efficientnet_bn(path: nn::Path, channels: i64) -> BatchNorm {
     batch_norm(path, channels, 1e-3, 0.01)
 }
 
@@ -247,11 +241,11 @@ impl MbConv {
 /// `downsample.0` (conv), `downsample.1` (batch norm).
 #[derive(Debug)]
 pub struct BasicBlock {
-    conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
-    conv2: nn::Conv2D,
-    bn2: nn::BatchNorm,
-    downsample: Option<(nn::Conv2D, nn::BatchNorm)>,
+    conv1: Conv,
+    bn1: BatchNorm,
+    conv2: Conv,
+    bn2: BatchNorm,
+    downsample: Option<(Conv, BatchNorm)>,
     c_in: i64,
     c_out: i64,
     stride: i64,
@@ -381,17 +375,17 @@ impl InputAdapter {
 /// the block as a graph.
 impl MbConv {
     /// The 1×1 expansion convolution and its batch norm (absent when `expand` is 1).
-    pub fn expand_parts(&self) -> Option<(&nn::Conv2D, &nn::BatchNorm)> {
+    pub fn expand_parts(&self) -> Option<(&Conv, &BatchNorm)> {
         self.expand.as_ref().map(|(c, bn)| (c, bn))
     }
 
     /// The depthwise convolution and its batch norm.
-    pub fn depthwise_parts(&self) -> (&SameConv, &nn::BatchNorm) {
+    pub fn depthwise_parts(&self) -> (&SameConv, &BatchNorm) {
         (&self.depthwise, &self.bn1)
     }
 
     /// The 1×1 projection convolution and its batch norm.
-    pub fn project_parts(&self) -> (&nn::Conv2D, &nn::BatchNorm) {
+    pub fn project_parts(&self) -> (&Conv, &BatchNorm) {
         (&self.project, &self.bn2)
     }
 
@@ -404,17 +398,17 @@ impl MbConv {
 /// Read-only access to the parts for exporters (ONNX).
 impl BasicBlock {
     /// The first convolution and its batch norm.
-    pub fn first_parts(&self) -> (&nn::Conv2D, &nn::BatchNorm) {
+    pub fn first_parts(&self) -> (&Conv, &BatchNorm) {
         (&self.conv1, &self.bn1)
     }
 
     /// The second convolution and its batch norm.
-    pub fn second_parts(&self) -> (&nn::Conv2D, &nn::BatchNorm) {
+    pub fn second_parts(&self) -> (&Conv, &BatchNorm) {
         (&self.conv2, &self.bn2)
     }
 
     /// The projection shortcut (1×1 convolution, batch norm), absent for the identity.
-    pub fn downsample_parts(&self) -> Option<(&nn::Conv2D, &nn::BatchNorm)> {
+    pub fn downsample_parts(&self) -> Option<(&Conv, &BatchNorm)> {
         self.downsample.as_ref().map(|(c, bn)| (c, bn))
     }
 }

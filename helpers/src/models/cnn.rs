@@ -1,8 +1,9 @@
 //! CNNs from scratch: stages of 3×3 convolutions (each followed by batch norm and ReLU),
 //! 2×2 max pooling between stages, then global average pooling or flattening, dropout and
 //! a linear classifier. Parameter paths: `stages.{s}.{i}.conv`, `.bn`, then `fc`.
+use super::config::{Head, ModelConfig};
+use super::layers::{BatchNorm, Conv};
 use super::Layer;
-use crate::config::{Head, ModelConfig};
 use tch::nn;
 
 /// Layers of the configurable CNN, and the index ending its last convolutional block.
@@ -87,12 +88,12 @@ fn conv_stages(
             };
             out.push((
                 format!("stages.{s}.{i}.conv"),
-                Layer::Conv(nn::conv2d(&p / "conv", channels, width, 3, conv_cfg)),
+                Layer::Conv(Conv::new(&p / "conv", channels, width, 3, conv_cfg)),
             ));
             if batch_norm {
                 out.push((
                     format!("stages.{s}.{i}.bn"),
-                    Layer::BatchNorm(nn::batch_norm2d(&p / "bn", width, Default::default())),
+                    Layer::BatchNorm(BatchNorm::new(&p / "bn", width, Default::default())),
                 ));
             }
             out.push((format!("stages.{s}.{i}.relu"), Layer::Relu));

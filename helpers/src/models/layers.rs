@@ -3,11 +3,84 @@
 pub use super::blocks::{BasicBlock, InputAdapter, MbConv, SameConv};
 use tch::{nn, nn::ModuleT, Tensor};
 
+/// A 2-D convolution that keeps its geometry: tch's `nn::Conv2D` holds its config
+/// privately, and the ONNX exporter, summaries and analyses need stride, padding,
+/// dilation and groups. Derefs to the tch module (`ws`, `bs`).
+#[derive(Debug)]
+pub struct Conv {
+    pub module: nn::Conv2D,
+    pub stride: i64,
+    /// Symmetric zero padding on each side.
+    pub padding: i64,
+    pub dilation: i64,
+    pub groups: i64,
+    /// False for reflect/replicate/circular padding (which the ONNX exporter refuses).
+    pub zero_padding: bool,
+}
+
+impl Conv {
+    /// `nn::conv2d` at `path` with `config`.
+    pub fn new(path: nn::Path, c_in: i64, c_out: i64, kernel: i64, config: nn::ConvConfig) -> Conv {
+        Conv {
+            stride: config.stride,
+            padding: config.padding,
+            dilation: config.dilation,
+            groups: config.groups,
+            zero_padding: matches!(config.padding_mode, nn::PaddingMode::Zeros),
+            module: nn::conv2d(path, c_in, c_out, kernel, config),
+        }
+    }
+}
+
+impl std::ops::Deref for Conv {
+    type Target = nn::Conv2D;
+    fn deref(&self) -> &nn::Conv2D {
+        &self.module
+    }
+}
+
+impl nn::Module for Conv {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        self.module.forward(xs)
+    }
+}
+
+/// A 2-D batch norm that keeps its epsilon (private in tch's `nn::BatchNorm`).
+/// Derefs to the tch module (`ws`, `bs`, running statistics).
+#[derive(Debug)]
+pub struct BatchNorm {
+    pub module: nn::BatchNorm,
+    pub eps: f64,
+}
+
+impl BatchNorm {
+    /// `nn::batch_norm2d` at `path` with `config`.
+    pub fn new(path: nn::Path, channels: i64, config: nn::BatchNormConfig) -> BatchNorm {
+        BatchNorm {
+            eps: config.eps,
+            module: nn::batch_norm2d(path, channels, config),
+        }
+    }
+}
+
+impl std::ops::Deref for BatchNorm {
+    type Target = nn::BatchNorm;
+    fn deref(&self) -> &nn::BatchNorm {
+        &self.module
+    }
+}
+
+impl ModuleT for BatchNorm {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.module.forward_t(xs, train)
+    }
+}
+
 /// One layer of a sequential network.
 #[derive(Debug)]
 pub enum Layer {
-    Conv(nn::Conv2D),
-    BatchNorm(nn::BatchNorm),
+    Conv(Conv),
+    BatchNorm(BatchNorm),
     Relu,
     /// Max pooling with this kernel and stride.
     MaxPool(i64),

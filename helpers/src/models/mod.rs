@@ -2,17 +2,20 @@
 //! convolutional block (for Grad-CAM), and the registry that builds one from config.
 pub mod blocks;
 pub mod cnn;
+pub mod config;
 pub mod efficientnet;
 pub mod layers;
-pub mod memory_format;
+pub mod pretrained;
 pub mod resnet;
 pub mod summary;
 
 pub use layers::Layer;
 
-use crate::config::{Arch, Freeze, ModelConfig};
 use crate::data::Normalization;
+use crate::io::tensors;
 use crate::Result;
+pub use config::{Arch, Freeze, Head, ModelConfig};
+use std::path::Path;
 use tch::{nn, Device, Tensor};
 
 /// A network with its weights: a sequence of named layers over one VarStore.
@@ -73,7 +76,7 @@ impl Model {
     ) -> Tensor {
         let (start, end) = (*range.start(), *range.end());
         let mut x = if start == 0 && self.channels_last {
-            memory_format::to_channels_last(xs)
+            crate::backend::memory_format::to_channels_last(xs)
         } else {
             xs.shallow_clone()
         };
@@ -189,6 +192,34 @@ impl Model {
     pub fn device(&self) -> Device {
         self.vs.device()
     }
+
+    /// Every weight (parameters and batch-norm statistics) by name, sorted by name.
+    pub fn weights(&self) -> Vec<(String, Tensor)> {
+        let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        named
+    }
+
+    /// Saves the weights to `path` (safetensors), atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        tensors::write_tensors(path, &self.weights())
+    }
+
+    /// Loads weights saved by [`Model::save`] (or any safetensors file with the same
+    /// names and shapes), keeping the model's memory layout.
+    pub fn load(&self, path: &Path) -> Result<()> {
+        tensors::load_named(&self.weights(), path)
+    }
+
+    /// Copies `named[prefix + name]` into each weight; `origin` names them in errors.
+    pub fn copy_from(
+        &self,
+        named: &std::collections::HashMap<String, Tensor>,
+        prefix: &str,
+        origin: &Path,
+    ) -> Result<()> {
+        tensors::copy_named(&self.weights(), named, prefix, origin)
+    }
 }
 
 /// Builds the model a config describes, with freshly initialised weights. Seed libtorch
@@ -222,8 +253,7 @@ pub fn build(
             format!("ImageNet architectures read grey or RGB images, not {channels} channels"),
         ));
     }
-    // Channels-last pays off for oneDNN on CPU; CUDA kernels prefer the default layout here.
-    let channels_last = device == Device::Cpu;
+    let channels_last = crate::backend::memory_format::use_channels_last(device, cfg.channels_last);
     let mut model = Model {
         vs,
         layers,
@@ -234,11 +264,11 @@ pub fn build(
         trainable_from: 0,
     };
     if !cfg.weights.is_empty() {
-        crate::weights::load_pretrained(&model, &cfg.weights)?;
+        pretrained::load_pretrained(&model, &cfg.weights)?;
     }
     apply_freeze(&mut model, cfg);
     if channels_last {
-        memory_format::convert_conv_weights(&model);
+        crate::backend::memory_format::convert_conv_weights(model.vs.variables().into_values());
     }
     Ok(model)
 }

@@ -1,7 +1,7 @@
 //! A model summary table: each layer's name, type, output shape and parameter count,
 //! measured by running one example through the network.
 use super::Model;
-use crate::report::Table;
+use crate::render::Table;
 use crate::Result;
 use polars::prelude::Column;
 use tch::{Kind, Tensor};

@@ -30,7 +30,7 @@ use super::stats::{
 use crate::data::{ImageSet, Normalization};
 use crate::models::Model;
 use crate::plot::{self, Figure, Series};
-use crate::report::Table;
+use crate::render::Table;
 use crate::rng::Rng;
 use crate::{Error, Result};
 use std::time::Instant;

@@ -4,12 +4,12 @@
 //! * [`stats`] — the statistical tests (KS, MMD, χ², multiple-testing corrections).
 //! * [`drift`] — a [`drift::DriftDetector`] on model embeddings and predictions, and the
 //!   detection-rate experiment.
-//! * [`log`] — a [`log::Predictor`] that logs every prediction as a JSON line, log
+//! * [`prediction_log`] — a [`prediction_log::Predictor`] that logs every prediction as a JSON line, log
 //!   summaries, dashboard figures and alert rules.
 //! * [`retrain`] — fine-tuning on drifted data behind a validation gate, with a deployment
 //!   log and an atomically moved deployed-run pointer.
 pub mod drift;
-pub mod log;
+pub mod prediction_log;
 pub mod retrain;
 pub mod shifts;
 pub mod stats;

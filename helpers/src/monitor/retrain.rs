@@ -24,23 +24,23 @@
 //! the gate's data, which would bias the gate.
 //!
 //! The candidate is written as an ordinary run directory (config, the parent's split,
-//! best weights, meta, history, test metrics), so [`crate::train::TrainedRun::load`] opens
+//! best weights, meta, history, test metrics), so [`crate::tasks::image::TrainedRun::load`] opens
 //! it with the original dataset, like any other run.
-use super::log::{append_jsonl, now, read_jsonl, JsonlRead};
 use super::shifts::{self, Shift};
-use crate::config::RunConfig;
 use crate::data::{Dataset, ImageSet, Loader, Normalization};
 use crate::evaluate::predict;
+use crate::io::jsonl::{append_jsonl, now, read_jsonl, JsonlRead};
 use crate::models::{self, Model};
 use crate::rng::Rng;
 use crate::run::{RunDir, Status};
-use crate::train::{checkpoint, EpochRecord, History, Optimizer, TrainedRun};
-use crate::{fsx, Error, Result};
+use crate::tasks::image::{Batches, ImageClassification, TrainedRun};
+use crate::train::{History, LoopState, Optimizer, Precision, Schedule, Trainer};
+use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tch::{Kind, Reduction, Tensor};
+use tch::Tensor;
 
 /// File in the runs root naming the deployed run.
 pub const POINTER_FILE: &str = "deployed.json";
@@ -243,7 +243,7 @@ pub fn set_deployed(root: &Path, run: &Path) -> Result<DeployedPointer> {
     let path = root.join(POINTER_FILE);
     let json = serde_json::to_string_pretty(&pointer)
         .map_err(|e| Error::data(&path, format!("pointer not serialisable: {e}")))?;
-    fsx::write_text_atomic(&path, &(json + "\n"))?;
+    crate::io::write_text_atomic(&path, &(json + "\n"))?;
     Ok(pointer)
 }
 
@@ -380,11 +380,10 @@ fn fine_tune(
         parent.model.num_classes,
         device,
     )?;
-    checkpoint::load_model(&model, &parent.run.best_checkpoint())?;
+    model.load(&parent.run.best_checkpoint())?;
     let norm: &Normalization = &parent.loaders.norm;
     model.set_input_stats(norm);
-    let augment = Some(cfg.data.augment.clone())
-        .filter(|a| a.crop_padding > 0 || a.horizontal_flip || a.random_erasing > 0.0);
+    let augment = Some(cfg.data.augment.clone());
     let loader = Loader::new(
         mix,
         cfg.train.batch_size,
@@ -396,75 +395,16 @@ fn fine_tune(
     );
     let lr = options.lr.unwrap_or(cfg.train.lr / 10.0);
     let mut opt = Optimizer::new(&cfg.train, model.trainable_named());
-    let mut history = History::default();
-    for epoch in 0..options.epochs {
-        tch::manual_seed(options.seed as i64 + 1_000_003 * (epoch as i64 + 1));
-        let started = Instant::now();
-        let (loss, acc, seen) = train_epoch(&model, &loader, &mut opt, epoch, lr, cfg)?;
-        let seconds = started.elapsed().as_secs_f64();
-        history.epochs.push(EpochRecord {
-            epoch: epoch + 1,
-            train_loss: loss,
-            train_accuracy: acc,
-            // No validation during fine-tuning: the gate's data must not steer training.
-            val_loss: f64::NAN,
-            val_accuracy: f64::NAN,
-            lr,
-            seconds,
-            images_per_sec: seen as f64 / seconds.max(1e-9),
-        });
-    }
-    Ok((model, history))
-}
-
-/// One pass over `loader`: (mean loss, accuracy, images).
-fn train_epoch(
-    model: &Model,
-    loader: &Loader,
-    opt: &mut Optimizer,
-    epoch: usize,
-    lr: f64,
-    cfg: &RunConfig,
-) -> Result<(f64, f64, usize)> {
-    let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);
-    for (step, (x, y)) in loader.batches(epoch).enumerate() {
-        opt.zero_grad();
-        let logits = model.forward_t(&x, true);
-        let loss = logits.cross_entropy_loss::<Tensor>(
-            &y,
-            None,
-            Reduction::Mean,
-            -100,
-            cfg.train.label_smoothing,
-        );
-        let value = loss.double_value(&[]);
-        if !value.is_finite() {
-            return Err(Error::NonFinite {
-                epoch: epoch + 1,
-                step: step + 1,
-                loss: value,
-                lr,
-            });
-        }
-        loss.backward();
-        if cfg.train.grad_clip > 0.0 {
-            opt.clip_grad_norm(cfg.train.grad_clip);
-        }
-        opt.step(lr);
-        let batch = y.size()[0] as usize;
-        loss_sum += value * batch as f64;
-        correct += logits
-            .argmax(-1, false)
-            .eq_tensor(&y)
-            .sum(Kind::Int64)
-            .int64_value(&[]);
-        seen += batch;
-    }
-    Ok((
-        loss_sum / seen.max(1) as f64,
-        correct as f64 / seen.max(1) as f64,
-        seen,
-    ))
+    let mut trainer = Trainer::new(options.epochs);
+    trainer.grad_clip = cfg.train.grad_clip;
+    trainer.reseed = Some(options.seed);
+    // No validation during fine-tuning: the gate's data must not steer training.
+    trainer.validate_every = 0;
+    let task = ImageClassification::new(&model, Batches::Pixels(&loader))
+        .with_label_smoothing(cfg.train.label_smoothing);
+    let mut state = LoopState::new(Schedule::constant(lr), Precision::Fp32);
+    trainer.run(&task, &mut opt, &mut state, &mut [])?;
+    Ok((model, state.history))
 }
 
 /// Accuracy of `model` on `set` (evaluation mode).
@@ -497,7 +437,7 @@ fn write_candidate(
         .unwrap_or_default();
     run.write_config(&cfg)?;
     parent.loaders.split.save(&run.file("split.json"))?;
-    checkpoint::save_model(model, &run.best_checkpoint())?;
+    model.save(&run.best_checkpoint())?;
     history.save_csv(&run.file("history.csv"))?;
     run.write_metrics(test)?;
     let mut meta = parent.meta.clone();
@@ -510,7 +450,7 @@ fn write_candidate(
     meta.train_seconds = history.seconds();
     meta.test_accuracy = Some(test.accuracy);
     meta.test_macro_f1 = Some(test.macro_avg.f1);
-    meta.versions = crate::report::versions();
+    meta.versions = crate::backend::versions();
     meta.message = Some(format!(
         "fine-tuned from {} for {} epochs on {} clean + {} {}-shifted (severity {}) examples; best_val_accuracy is the parent's (its validation split fed the fine-tuning and the gate)",
         model_version(&parent.run.path)?,

@@ -220,13 +220,14 @@ fn draw_panel(
     Ok(())
 }
 
-/// Confusion-matrix heatmap: colour = share of the true class (row-normalised), text =
-/// count; rows are true classes, columns predictions.
+/// Confusion-matrix heatmap of `counts[true][predicted]`: colour = `shares` (each row
+/// normalised by its true class), text = count.
 pub fn confusion_heatmap(
-    confusion: &crate::metrics::Confusion,
+    counts: &[Vec<u64>],
+    shares: &[Vec<f64>],
     classes: &[String],
 ) -> Result<Figure> {
-    use crate::report::escape;
+    use crate::render::escape;
     let k = classes.len();
     let (cell, left, top) = (46u32, 110u32, 40u32);
     let (w, h) = (left + cell * k as u32 + 20, top + cell * k as u32 + 100);
@@ -234,8 +235,8 @@ pub fn confusion_heatmap(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"22\" font-size=\"16\" text-anchor=\"middle\">Confusion matrix (rows: true, columns: predicted)</text>\n",
         w / 2
     );
-    let norm = confusion.row_normalized();
-    for (t, row) in confusion.counts.iter().enumerate() {
+    let norm = shares;
+    for (t, row) in counts.iter().enumerate() {
         for (p, &count) in row.iter().enumerate() {
             let share = norm[t][p];
             // White → Okabe–Ito blue, by share of the row.
@@ -303,7 +304,7 @@ mod tests {
             f.svg
         );
         let c = crate::metrics::Confusion::new(&[0, 1, 1], &[0, 1, 0], 2);
-        let h = confusion_heatmap(&c, &["a".into(), "b".into()])?;
+        let h = confusion_heatmap(&c.counts, &c.row_normalized(), &["a".into(), "b".into()])?;
         assert_eq!(h.svg.matches("<rect x=").count(), 4);
         Ok(())
     }

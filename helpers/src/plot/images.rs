@@ -1,7 +1,6 @@
 //! Images as figures: grids of thumbnails with captions (SVG with embedded PNGs).
 use super::{plot_err, Figure};
-use crate::data::ImageSet;
-use crate::report::escape;
+use crate::render::escape;
 use crate::{Error, Result};
 use base64::Engine;
 use tch::{Kind, Tensor};
@@ -61,22 +60,6 @@ pub fn image_grid(
     }
     svg += "</svg>\n";
     Ok(Figure::from_svg(name, svg))
-}
-
-/// Sample images of a set with their class names as captions.
-pub fn samples(set: &ImageSet, classes: &[String], n: usize, cols: usize) -> Result<Figure> {
-    let subset = set.head(n);
-    let captions: Vec<String> = subset
-        .label_vec()
-        .iter()
-        .map(|&l| {
-            classes
-                .get(l as usize)
-                .cloned()
-                .unwrap_or_else(|| l.to_string())
-        })
-        .collect();
-    image_grid("samples", &subset.images, &captions, cols, 3)
 }
 
 /// Tiles `[N, C, H, W]` images into one `[C, rows·H, cols·W]` image (missing tiles black).

@@ -5,10 +5,10 @@ mod charts;
 mod images;
 
 pub use charts::{bars, confusion_heatmap, lines, Series};
-pub use images::{image_grid, png_base64, png_bytes, samples, tile};
+pub use images::{image_grid, png_base64, png_bytes, tile};
 
-use crate::report::evcxr_emit;
-use crate::{fsx, Error, Result};
+use crate::render::evcxr_emit;
+use crate::{Error, Result};
 use plotters::style::RGBColor;
 use std::path::Path;
 
@@ -44,7 +44,7 @@ impl Figure {
 
     /// Saves the SVG to `path` atomically.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        fsx::write_text_atomic(path.as_ref(), &self.svg)
+        crate::io::write_text_atomic(path.as_ref(), &self.svg)
     }
 
     /// Saves into `dir` as `<name>.svg` and returns the path.

@@ -1,38 +1,6 @@
-//! What the notebook shows: HTML tables ([`Table`]) and the environment ([`versions`]).
-pub mod env;
+//! The report's own pieces: the HTML index of a folder of runs ([`runs`]). Tables and
+//! Markdown are [`crate::render`]'s; the environment table is [`crate::backend::versions`].
 pub mod runs;
-pub mod table;
 
-pub use env::{versions, Versions};
-pub use table::Table;
-
-/// A paragraph of Markdown computed from results, so numbers in the report's prose come
-/// from the runs instead of being typed; Jupyter renders it like a Markdown cell.
-#[derive(Debug, Clone)]
-pub struct Markdown(pub String);
-
-impl Markdown {
-    /// Jupyter's rich display (evcxr protocol).
-    pub fn evcxr_display(&self) {
-        evcxr_emit("text/markdown", &self.0);
-    }
-}
-
-impl std::fmt::Display for Markdown {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Escapes text for HTML and SVG.
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// Prints `content` in evcxr's rich-output protocol so Jupyter renders it as `mime`.
-pub(crate) fn evcxr_emit(mime: &str, content: &str) {
-    println!("EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT");
-}
+pub use crate::backend::{versions, Versions};
+pub use crate::render::{Markdown, Table};

@@ -1,10 +1,10 @@
 //! The report's comparison outside Jupyter: every finished run under a folder becomes a
 //! row of the comparison table, its curves join the overlaid plots, and everything is
 //! written as CSV, SVG and one standalone `index.html` (`lab report --runs saved_models`).
-use super::{escape, Table};
 use crate::experiment::{compare_bars, compare_curves, comparison_table, RunSummary};
+use crate::render::{escape, Table};
 use crate::run::Status;
-use crate::{fsx, Error, Result};
+use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 
 /// What [`build`] wrote.
@@ -56,7 +56,7 @@ pub fn build(root: &Path, out: &Path) -> Result<RunsReport> {
         files.push(f.save_in(out)?);
     }
     let index = out.join("index.html");
-    fsx::write_atomic(&index, page(root, &table, &figures).as_bytes())?;
+    crate::io::write_atomic(&index, page(root, &table, &figures).as_bytes())?;
     files.push(index);
     Ok(RunsReport { runs, files })
 }

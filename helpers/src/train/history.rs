@@ -1,7 +1,7 @@
 //! [`History`]: one record per epoch, saved as `history.csv` and drawn as curves.
 use crate::plot::{self, Figure, Series};
-use crate::report::Table;
-use crate::{fsx, Error, Result};
+use crate::render::Table;
+use crate::{Error, Result};
 use polars::prelude::Column;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -69,7 +69,7 @@ impl History {
 
     /// Saves `history.csv` atomically.
     pub fn save_csv(&self, path: &Path) -> Result<()> {
-        fsx::write_text_atomic(path, &self.to_csv())
+        crate::io::write_text_atomic(path, &self.to_csv())
     }
 
     /// Reads a `history.csv` written by [`History::save_csv`].

@@ -2,17 +2,15 @@
 //! `lr_find`): train with an exponentially growing LR, smooth the loss, stop when it
 //! diverges, and suggest LRs at the steepest descent and in the loss valley. The model's
 //! weights are restored afterwards, and the optimiser is a throwaway one.
-use super::checkpoint;
-use super::Optimizer;
-use crate::config::TrainConfig;
-use crate::data::Loader;
-use crate::models::Model;
+use super::trainer::{Callback, LoopState, OnNonFinite, Signal, StepInfo, Task, Trainer};
+use super::{Optimizer, Schedule};
+use crate::backend::Precision;
 use crate::plot::{self, Figure, Series};
-use crate::report::evcxr_emit;
+use crate::render::evcxr_emit;
 use crate::Result;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use tch::{Reduction, Tensor};
+use tch::Tensor;
 
 /// The sweep and its suggestions.
 #[derive(Debug, Clone)]
@@ -28,69 +26,85 @@ pub struct LrFinder {
     pub valley: f64,
 }
 
-/// Runs the range test from `start` to `end` over at most `steps` steps.
-pub fn lr_find(
-    model: &Model,
-    loader: &Loader,
-    cfg: &TrainConfig,
-    start: f64,
-    end: f64,
-    steps: usize,
+/// Runs the range test on `task` from `start` to `end` over at most `steps` steps of
+/// `opt` (a throwaway optimiser), through the training loop; the task's weights are
+/// restored afterwards.
+pub fn lr_find<T: Task>(
+    task: &T,
+    opt: &mut Optimizer,
+    grad_clip: f64,
+    (start, end, steps): (f64, f64, usize),
 ) -> Result<LrFinder> {
-    let saved: HashMap<String, Tensor> = checkpoint::model_tensors(model)
+    let saved: HashMap<String, Tensor> = task
+        .weights()
         .into_iter()
         .map(|(n, t)| (n, t.copy()))
         .collect();
-    let named = model.trainable_named();
-    let mut opt = Optimizer::new(cfg, named);
-    let (mut lrs, mut losses, mut smoothed) = (vec![], vec![], vec![]);
-    let (mut avg, mut best) = (0.0, f64::MAX);
-    let mut batches = (0..).flat_map(|epoch| loader.batches(epoch));
-    for i in 0..steps {
-        let Some((x, y)) = batches.next() else { break };
-        let lr = start * (end / start).powf(i as f64 / (steps - 1).max(1) as f64);
-        opt.zero_grad();
-        let loss = model.forward_t(&x, true).cross_entropy_loss::<Tensor>(
-            &y,
-            None,
-            Reduction::Mean,
-            -100,
-            cfg.label_smoothing,
-        );
-        let value = loss.double_value(&[]);
-        if !value.is_finite() {
-            break;
-        }
-        loss.backward();
-        opt.step(lr);
-        avg = 0.98 * avg + 0.02 * value;
-        let debiased = avg / (1.0 - 0.98f64.powi(i as i32 + 1));
-        lrs.push(lr);
-        losses.push(value);
-        smoothed.push(debiased);
-        best = best.min(debiased);
-        if debiased > 4.0 * best {
-            break;
-        }
-    }
-    checkpoint::copy_into(
-        model,
+    let mut trainer = Trainer::new(usize::MAX);
+    trainer.grad_clip = grad_clip;
+    trainer.validate_every = 0;
+    trainer.max_steps = Some(steps);
+    trainer.on_non_finite = OnNonFinite::Stop;
+    let mut state = LoopState::new(Schedule::range_test(start, end, steps), Precision::Fp32);
+    let mut test = RangeTest::default();
+    trainer.run(task, opt, &mut state, &mut [&mut test])?;
+    crate::io::tensors::copy_named(
+        &task.weights(),
         &saved,
         "",
         &PathBuf::from("(weights before the LR finder)"),
     )?;
-    let steepest = lrs
-        .get(steepest_index(&lrs, &smoothed))
-        .copied()
-        .unwrap_or(start);
-    let valley = lrs.get(valley_index(&smoothed)).copied().unwrap_or(start);
-    Ok(LrFinder {
-        lrs,
-        losses,
-        smoothed,
-        steepest,
-        valley,
-    })
+    Ok(test.into_finder(start))
+}
+
+/// Records each step's LR and loss with its debiased moving average (β 0.98) and stops
+/// once the average exceeds four times its minimum (the loss diverged).
+#[derive(Debug, Default)]
+struct RangeTest {
+    lrs: Vec<f64>,
+    losses: Vec<f64>,
+    smoothed: Vec<f64>,
+    avg: f64,
+    best: Option<f64>,
+}
+
+impl Callback for RangeTest {
+    fn on_step(&mut self, info: &StepInfo) -> Signal {
+        self.avg = 0.98 * self.avg + 0.02 * info.batch_loss;
+        let debiased = self.avg / (1.0 - 0.98f64.powi(self.lrs.len() as i32 + 1));
+        self.lrs.push(info.lr);
+        self.losses.push(info.batch_loss);
+        self.smoothed.push(debiased);
+        let best = self.best.map_or(debiased, |b| b.min(debiased));
+        self.best = Some(best);
+        if debiased > 4.0 * best {
+            Signal::Stop
+        } else {
+            Signal::Continue
+        }
+    }
+}
+
+impl RangeTest {
+    fn into_finder(self, start: f64) -> LrFinder {
+        let steepest = self
+            .lrs
+            .get(steepest_index(&self.lrs, &self.smoothed))
+            .copied()
+            .unwrap_or(start);
+        let valley = self
+            .lrs
+            .get(valley_index(&self.smoothed))
+            .copied()
+            .unwrap_or(start);
+        LrFinder {
+            lrs: self.lrs,
+            losses: self.losses,
+            smoothed: self.smoothed,
+            steepest,
+            valley,
+        }
+    }
 }
 
 /// Index of the most negative slope of loss against log LR (central differences),

@@ -3,7 +3,7 @@
 //! continues bit for bit. Update rules follow PyTorch's `SGD`, `Adam` and `AdamW`.
 //! Weight decay applies to weights of rank ≥ 2 only (not to biases and batch-norm
 //! parameters), the usual choice since decaying those only hurts.
-use crate::config::{OptimizerKind, TrainConfig};
+use super::config::{OptimizerKind, TrainConfig};
 use crate::Result;
 use tch::Tensor;
 
@@ -64,6 +64,14 @@ impl Optimizer {
             .iter_mut()
             .filter(|p| p.name.starts_with(prefix))
             .for_each(|p| p.lr_scale = scale);
+    }
+
+    /// The tensors it steps, in order (shallow clones).
+    pub fn tensors(&self) -> Vec<Tensor> {
+        self.params
+            .iter()
+            .map(|p| p.tensor.shallow_clone())
+            .collect()
     }
 
     /// Clears the gradients.

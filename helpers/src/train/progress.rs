@@ -1,22 +1,9 @@
 //! Progress reporting from the training loop: the notebook prints one line per epoch,
 //! the CLI draws a progress bar; tests stay silent.
+use super::trainer::StepInfo;
 use super::EpochRecord;
 
-/// Where the loop is, after a step.
-#[derive(Debug, Clone)]
-pub struct StepInfo {
-    /// 1-based epoch and step.
-    pub epoch: usize,
-    pub epochs: usize,
-    pub step: usize,
-    pub steps: usize,
-    /// Running means over the epoch so far.
-    pub loss: f64,
-    pub accuracy: f64,
-    pub images_per_sec: f64,
-}
-
-/// Receives progress from [`super::fit_with`].
+/// Receives progress from a training run (through [`super::callbacks::ReportProgress`]).
 pub trait Progress {
     fn on_step(&mut self, _info: &StepInfo) {}
     fn on_epoch(&mut self, _record: &EpochRecord, _epochs: usize) {}

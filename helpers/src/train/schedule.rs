@@ -1,7 +1,7 @@
 //! Learning-rate schedules, as a function of the global step, with an optional linear
 //! warm-up. Formulas follow PyTorch's `StepLR`, `CosineAnnealingLR`, `OneCycleLR`
 //! (cosine annealing, div_factor 25, final_div_factor 1e4) and `ReduceLROnPlateau`.
-use crate::config::{ScheduleKind, TrainConfig};
+use super::config::{ScheduleKind, TrainConfig};
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
 
@@ -21,6 +21,9 @@ pub struct Schedule {
     pub plateau_scale: f64,
     pub plateau_best: f64,
     pub plateau_bad_epochs: usize,
+    /// The LR range test's exponential ramp (start, end, steps), replacing `kind`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    range_test: Option<(f64, f64, usize)>,
 }
 
 impl Schedule {
@@ -39,11 +42,34 @@ impl Schedule {
             plateau_scale: 1.0,
             plateau_best: f64::MAX,
             plateau_bad_epochs: 0,
+            range_test: None,
+        }
+    }
+
+    /// `lr` at every step (fine-tuning, sanity checks, benchmarks).
+    pub fn constant(lr: f64) -> Schedule {
+        let cfg = TrainConfig {
+            schedule: ScheduleKind::Constant,
+            lr,
+            warmup_epochs: 0.0,
+            ..TrainConfig::default()
+        };
+        Schedule::new(&cfg, 1)
+    }
+
+    /// The LR range test's ramp: `start · (end / start)^(step / (steps − 1))`.
+    pub fn range_test(start: f64, end: f64, steps: usize) -> Schedule {
+        Schedule {
+            range_test: Some((start, end, steps)),
+            ..Schedule::constant(start)
         }
     }
 
     /// LR for global step `step` (0-based).
     pub fn lr(&self, step: usize) -> f64 {
+        if let Some((start, end, steps)) = self.range_test {
+            return start * (end / start).powf(step as f64 / (steps - 1).max(1) as f64);
+        }
         let warm = if step < self.warmup_steps {
             (step + 1) as f64 / self.warmup_steps as f64
         } else {

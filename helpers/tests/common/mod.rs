@@ -59,7 +59,7 @@ pub fn tiny_config(name: &str) -> RunConfig {
             augment: AugmentConfig {
                 crop_padding: 1,
                 horizontal_flip: false,
-                random_erasing: 0.0,
+                ..AugmentConfig::OFF
             },
             ..DataConfig::default()
         },

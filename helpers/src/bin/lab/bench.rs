@@ -5,9 +5,12 @@ use clap::{Args, ValueEnum};
 use helpers::config::{Arch, ModelConfig, RunConfig, TrainConfig};
 use helpers::data::{fashion_mnist, DataLoaders};
 use helpers::models;
-use helpers::train::Optimizer;
+use helpers::tasks::image::{Batches, ImageClassification};
+use helpers::train::{
+    Callback, LoopState, Optimizer, Precision, Schedule, Signal, StepInfo, Trainer,
+};
 use std::time::Instant;
-use tch::{Kind, Reduction, Tensor};
+use tch::{Kind, Tensor};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum What {
@@ -77,7 +80,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let layout = if args.nchw { "nchw" } else { "channels_last" };
     if matches!(args.what, What::Train | What::All) {
-        let ips = bench_train(&model, &cfg, &loaders, args.steps);
+        let ips = bench_train(&model, &cfg, &loaders, args.steps)?;
         println!(
             "lab train img/s {ips:.1} (reference CNN, batch {}, {} threads, {layout})",
             args.batch_size, args.threads
@@ -93,34 +96,50 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-/// Images per second over `steps` AdamW training steps, after 5 warm-up steps.
-fn bench_train(model: &models::Model, cfg: &RunConfig, loaders: &DataLoaders, steps: usize) -> f64 {
-    let named = model.trainable_named();
-    let mut opt = Optimizer::new(&cfg.train, named);
-    let batches: Vec<(Tensor, Tensor)> = loaders.train.batches(0).take(steps + 5).collect();
-    let mut step = |x: &Tensor, y: &Tensor| {
-        opt.zero_grad();
-        let loss = model.forward_t(x, true).cross_entropy_loss::<Tensor>(
-            y,
-            None,
-            Reduction::Mean,
-            -100,
-            0.0,
-        );
-        loss.backward();
-        opt.step(1e-3);
-        loss.double_value(&[])
+/// Images per second over `steps` AdamW training steps of the training loop (on the
+/// first epoch's batches, built beforehand), after 5 warm-up steps.
+fn bench_train(
+    model: &models::Model,
+    cfg: &RunConfig,
+    loaders: &DataLoaders,
+    steps: usize,
+) -> Result<f64> {
+    const WARMUP: usize = 5;
+    let batches: Vec<(Tensor, Tensor)> = loaders.train.batches(0).take(steps + WARMUP).collect();
+    let task = ImageClassification::new(model, Batches::Fixed(batches));
+    let mut opt = Optimizer::new(&cfg.train, model.trainable_named());
+    let mut trainer = Trainer::new(usize::MAX);
+    trainer.validate_every = 0;
+    trainer.max_steps = Some(steps + WARMUP);
+    let mut state = LoopState::new(Schedule::constant(1e-3), Precision::Fp32);
+    let mut clock = Throughput {
+        warmup: WARMUP,
+        started: None,
+        images: 0,
     };
-    batches[..5].iter().for_each(|(x, y)| _ = step(x, y));
-    let started = Instant::now();
-    let images: i64 = batches[5..]
-        .iter()
-        .map(|(x, y)| {
-            step(x, y);
-            x.size()[0]
-        })
-        .sum();
-    images as f64 / started.elapsed().as_secs_f64()
+    trainer.run(&task, &mut opt, &mut state, &mut [&mut clock])?;
+    let secs = clock
+        .started
+        .map_or(f64::NAN, |t| t.elapsed().as_secs_f64());
+    Ok(clock.images as f64 / secs)
+}
+
+/// Counts the images of the steps after `warmup`, from the end of the last warm-up step.
+struct Throughput {
+    warmup: usize,
+    started: Option<Instant>,
+    images: usize,
+}
+
+impl Callback for Throughput {
+    fn on_step(&mut self, info: &StepInfo) -> Signal {
+        if info.global_step == self.warmup {
+            self.started = Some(Instant::now());
+        } else if info.global_step > self.warmup {
+            self.images += info.batch_examples;
+        }
+        Signal::Continue
+    }
 }
 
 /// Images per second of forward passes, three passes over the test set (after one

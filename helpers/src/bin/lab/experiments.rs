@@ -6,8 +6,9 @@ use clap::Args;
 use helpers::config::RunConfig;
 use helpers::data::DataLoaders;
 use helpers::experiment::{ablation_table, grid_table, run_points};
-use helpers::profile::Profile;
-use helpers::{models, sweep, train};
+use helpers::session::Session;
+use helpers::tasks::image::FitOptions;
+use helpers::{models, sweep};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -37,9 +38,9 @@ pub struct GridArgs {
     /// Print one self-contained `lab train` command per point instead of training.
     #[arg(long)]
     plan: bool,
-    /// Folder of run directories.
-    #[arg(long, default_value = "saved_models")]
-    root: PathBuf,
+    /// Folder of run directories (default: `LAB_RUNS`, else saved_models).
+    #[arg(long)]
+    root: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -50,18 +51,24 @@ pub struct AblateArgs {
     /// Seeds per variant (mean ± std across them).
     #[arg(long, default_value_t = 1)]
     seeds: usize,
-    /// Folder of run directories.
-    #[arg(long, default_value = "saved_models")]
-    root: PathBuf,
+    /// Folder of run directories (default: `LAB_RUNS`, else saved_models).
+    #[arg(long)]
+    root: Option<PathBuf>,
 }
 
-fn load_config(path: &PathBuf) -> Result<RunConfig> {
-    let cfg = RunConfig::from_toml_file(path)?;
-    Ok(Profile::from_env()?.apply(cfg))
+/// Training options for the runs of a sweep: under `root` or the session's folder.
+fn sweep_options(session: &Session, root: &Option<PathBuf>) -> FitOptions {
+    let mut opts = session.fit_options();
+    if let Some(root) = root {
+        opts.root = root.clone();
+    }
+    opts
 }
 
-pub fn lr_find(args: LrFindArgs) -> Result<()> {
-    let cfg = load_config(&args.config)?;
+pub fn lr_find(args: LrFindArgs, session: &Session) -> Result<()> {
+    let cfg = session
+        .profile
+        .apply(RunConfig::from_toml_file(&args.config)?);
     let data = load_data(&cfg)?;
     let loaders = DataLoaders::new(
         &data,
@@ -79,7 +86,7 @@ pub fn lr_find(args: LrFindArgs) -> Result<()> {
         cfg.device(),
     )?;
     model.set_input_stats(&loaders.norm);
-    let found = train::lr_find(
+    let found = helpers::tasks::image::lr_find(
         &model,
         &loaders.train,
         &cfg.train,
@@ -99,7 +106,7 @@ pub fn lr_find(args: LrFindArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn grid(args: GridArgs) -> Result<()> {
+pub fn grid(args: GridArgs, session: &Session) -> Result<()> {
     // Points come from the config as written; the profile scales each one (as
     // `lab train --name <point>` would), so `--plan` and `lab grid` agree on names.
     let cfg = RunConfig::from_toml_file(&args.config)?;
@@ -111,20 +118,22 @@ pub fn grid(args: GridArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let points = Profile::from_env()?.apply_points(points);
+    let points = session.profile.apply_points(points);
     let data = load_data(&cfg)?;
-    let runs = run_points(&points, &data, &args.root, &mut Bar::default())?;
+    let opts = sweep_options(session, &args.root);
+    let runs = run_points(&points, &data, &opts, &mut Bar::default())?;
     println!("{}", grid_table(&runs)?);
     Ok(())
 }
 
-pub fn ablate(args: AblateArgs) -> Result<()> {
+pub fn ablate(args: AblateArgs, session: &Session) -> Result<()> {
     let cfg = RunConfig::from_toml_file(&args.config)?;
     let points = sweep::ablation_points(&cfg, args.seeds)
         .with_context(|| format!("ablations of {}", args.config.display()))?;
-    let points = Profile::from_env()?.apply_points(points);
+    let points = session.profile.apply_points(points);
     let data = load_data(&cfg)?;
-    let runs = run_points(&points, &data, &args.root, &mut Bar::default())?;
+    let opts = sweep_options(session, &args.root);
+    let runs = run_points(&points, &data, &opts, &mut Bar::default())?;
     println!("{}", ablation_table(&runs)?);
     Ok(())
 }

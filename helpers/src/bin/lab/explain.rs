@@ -2,9 +2,10 @@
 use crate::load_data;
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use helpers::explain::{cam, npy, overlay, CamMethod};
+use helpers::explain::{cam, overlay, CamMethod};
+use helpers::io::npy;
 use helpers::run::RunDir;
-use helpers::train::TrainedRun;
+use helpers::tasks::image::TrainedRun;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -57,7 +58,7 @@ pub fn explain(args: ExplainArgs) -> Result<()> {
             0.5,
         );
         let png = args.out.join(format!("{index}_overlay.png"));
-        helpers::fsx::write_atomic(&png, &helpers::plot::png_bytes(&blended)?)?;
+        helpers::io::write_atomic(&png, &helpers::plot::png_bytes(&blended)?)?;
         let values = Vec::<f32>::try_from(maps.maps.get(n as i64).contiguous().view([-1]))?;
         npy::write_f32(
             &args.out.join(format!("{index}_cam.npy")),

@@ -6,7 +6,7 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use helpers::deploy::latency::{self, Engine, LatencyConfig, LatencyReport};
-use helpers::train::TrainedRun;
+use helpers::tasks::image::TrainedRun;
 use std::path::PathBuf;
 
 #[derive(Args)]

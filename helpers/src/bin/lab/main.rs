@@ -8,11 +8,15 @@ mod monitor;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use helpers::backend::{versions, DeviceChoice};
 use helpers::config::RunConfig;
 use helpers::data::Dataset;
+use helpers::data::DatasetKind;
 use helpers::profile::Profile;
-use helpers::report::versions;
-use helpers::train::{self, Existing, FitOptions, Progress, StepInfo, TrainedRun};
+use helpers::run::Existing;
+use helpers::session::Session;
+use helpers::tasks::image::{fit_with, FitOptions, TrainedRun};
+use helpers::train::{self, Progress, StepInfo};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
@@ -110,9 +114,9 @@ struct TrainArgs {
     /// Override any key: --set train.lr=0.001 --set model.dropout=0.0 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
-    /// Folder of run directories.
-    #[arg(long, default_value = "saved_models")]
-    root: PathBuf,
+    /// Folder of run directories (default: `LAB_RUNS`, else saved_models).
+    #[arg(long)]
+    root: Option<PathBuf>,
     /// Continue an unfinished run from its last checkpoint.
     #[arg(long, conflicts_with = "force")]
     resume: bool,
@@ -123,26 +127,25 @@ struct TrainArgs {
 
 fn main() -> Result<()> {
     // Before anything asks libtorch about CUDA (it decides once per process).
-    helpers::report::env::load_cuda();
-    match Cli::parse().command {
+    helpers::backend::load_cuda();
+    let cli = Cli::parse();
+    // The environment is read here, once (LAB_PROFILE, LAB_RUNS, LAB_FRESH).
+    let session = Session::from_env()?;
+    match cli.command {
         Command::Versions => {
             for (k, v) in versions().rows() {
                 println!("{k:>16}  {v}");
             }
-            println!(
-                "{:>16}  {}",
-                "CUDA status",
-                helpers::report::env::cuda_status()
-            );
+            println!("{:>16}  {}", "CUDA status", helpers::backend::cuda_status());
         }
-        Command::Train(args) => train_cmd(args)?,
+        Command::Train(args) => train_cmd(args, &session)?,
         Command::Evaluate { run } => evaluate_cmd(&run)?,
         Command::Bench(args) => bench::run(args)?,
         Command::Report { runs, out } => report_cmd(&runs, &out)?,
         Command::BenchEmbed(args) => bench::run_embed(args)?,
-        Command::LrFind(args) => experiments::lr_find(args)?,
-        Command::Grid(args) => experiments::grid(args)?,
-        Command::Ablate(args) => experiments::ablate(args)?,
+        Command::LrFind(args) => experiments::lr_find(args, &session)?,
+        Command::Grid(args) => experiments::grid(args, &session)?,
+        Command::Ablate(args) => experiments::ablate(args, &session)?,
         Command::Explain(args) => explain::explain(args)?,
         Command::Export { run, out } => export_cmd(&run, &out)?,
         Command::BenchInfer(args) => infer::bench_infer(args)?,
@@ -152,8 +155,8 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-fn train_cmd(args: TrainArgs) -> Result<()> {
-    let cfg = config_with_overrides(&args)?;
+fn train_cmd(args: TrainArgs, session: &Session) -> Result<()> {
+    let cfg = config_with_overrides(&args, session.profile)?;
     let data = load_data(&cfg)?;
     let existing = if args.force {
         Existing::Force
@@ -162,22 +165,26 @@ fn train_cmd(args: TrainArgs) -> Result<()> {
     } else {
         Existing::Refuse
     };
-    let opts = FitOptions {
-        root: args.root.clone(),
-        existing,
-        stop_after_epochs: None,
-    };
+    let root = args
+        .root
+        .clone()
+        .unwrap_or_else(|| session.runs_root.clone());
     println!(
         "training {} → {}",
         args.config.display(),
-        args.root.join(&cfg.name).display()
+        root.join(&cfg.name).display()
     );
-    let trained = train::fit_with(&cfg, &data, &opts, &mut Bar::default())
+    let opts = FitOptions {
+        root,
+        existing,
+        stop_after_epochs: None,
+    };
+    let trained = fit_with(&cfg, &data, &opts, &mut Bar::default())
         .with_context(|| format!("training {}", args.config.display()))?;
     print_result(&trained)
 }
 
-fn config_with_overrides(args: &TrainArgs) -> Result<RunConfig> {
+fn config_with_overrides(args: &TrainArgs, profile: Profile) -> Result<RunConfig> {
     let mut cfg = RunConfig::from_toml_file(&args.config)?;
     // A sweep config trains its base here; its points come from `lab grid` / `--plan`.
     cfg.grid.clear();
@@ -187,13 +194,7 @@ fn config_with_overrides(args: &TrainArgs) -> Result<RunConfig> {
         cfg = helpers::sweep::set_key(&cfg, &key, &value)?;
     }
     if let Some(v) = &args.dataset {
-        if !helpers::data::KNOWN_DATASETS.contains(&v.as_str()) {
-            anyhow::bail!(
-                "--dataset {v}: unknown dataset; known: {}",
-                helpers::data::KNOWN_DATASETS.join(", ")
-            );
-        }
-        cfg = cfg.with_dataset(v.clone());
+        cfg = cfg.with_dataset(DatasetKind::parse(v).context("--dataset")?);
     }
     if let Some(v) = args.epochs {
         cfg.train.epochs = v
@@ -211,12 +212,12 @@ fn config_with_overrides(args: &TrainArgs) -> Result<RunConfig> {
         cfg.seed = v
     }
     if let Some(v) = &args.device {
-        cfg.device = v.clone()
+        cfg.device = DeviceChoice::parse(v).context("--device")?
     }
     if let Some(v) = &args.name {
         cfg.name = v.clone()
     }
-    let cfg = Profile::from_env()?.apply(cfg);
+    let cfg = profile.apply(cfg);
     cfg.validate()?;
     Ok(cfg)
 }

@@ -11,7 +11,7 @@ use helpers::monitor::retrain::{self, RetrainOptions};
 use helpers::monitor::shifts::{self, Shift};
 use helpers::monitor::stats::Correction;
 use helpers::run::RunDir;
-use helpers::train::TrainedRun;
+use helpers::tasks::image::TrainedRun;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]

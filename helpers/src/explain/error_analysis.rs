@@ -90,7 +90,7 @@ pub fn gradcam_gallery(
                 &loader.norm,
                 0.5,
             );
-            crate::fsx::write_atomic(
+            crate::io::write_atomic(
                 &dir.join(format!("{i}_overlay.png")),
                 &plot::png_bytes(&blended)?,
             )?;

@@ -3,7 +3,7 @@
 //! compares runs by their settings. No maintained Rust writer exists; the format is small:
 //! TFRecord frames (u64 length, masked CRC-32C of it, the record, masked CRC-32C of it)
 //! around `Event` protobufs (tensorflow/core/util/event.proto), encoded by hand here.
-use crate::proto::{put_bytes, put_double, put_float, put_varint_field};
+use crate::io::protobuf::{put_bytes, put_double, put_float, put_varint_field};
 use crate::{Error, Result};
 use std::fs::File;
 use std::io::Write;

@@ -1,7 +1,7 @@
 //! [`Table`]: a polars DataFrame that renders as an HTML table in the notebook (evcxr's
 //! display protocol), survives `nbconvert --to html`, and saves itself as CSV or HTML.
 use super::{escape, evcxr_emit};
-use crate::{fsx, Error, Result};
+use crate::{Error, Result};
 use polars::prelude::*;
 use std::fmt;
 use std::path::Path;
@@ -106,8 +106,8 @@ impl Table {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         match path.extension().and_then(|e| e.to_str()) {
-            Some("csv") => fsx::write_text_atomic(path, &self.to_csv()),
-            Some("html") => fsx::write_text_atomic(path, &self.to_html()),
+            Some("csv") => crate::io::write_text_atomic(path, &self.to_csv()),
+            Some("html") => crate::io::write_text_atomic(path, &self.to_html()),
             other => Err(Error::data(
                 path,
                 format!("cannot save a table as {other:?}: use .csv or .html"),

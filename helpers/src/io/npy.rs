@@ -1,6 +1,6 @@
 //! NumPy `.npy` files (format version 1.0) of little-endian float32 arrays, so maps can
 //! be read with `numpy.load` by other tools.
-use crate::{fsx, Result};
+use crate::Result;
 use std::path::Path;
 
 /// Writes `values` (row-major) with `shape` as a float32 `.npy` file, atomically.
@@ -23,7 +23,7 @@ pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
     values
         .iter()
         .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
-    fsx::write_atomic(path, &out)
+    super::write_atomic(path, &out)
 }
 
 #[cfg(test)]

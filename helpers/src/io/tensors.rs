@@ -1,6 +1,6 @@
-//! Checkpoints as safetensors files, written atomically. Loading checks names and
-//! shapes and reports every missing key, unexpected key and shape difference at once.
-use crate::models::Model;
+//! Named tensors as safetensors files (checkpoints, cached embeddings), written
+//! atomically. Loading into existing tensors checks names and shapes and reports every
+//! missing key, unexpected key and shape difference at once.
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -41,33 +41,24 @@ pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     Ok(named.into_iter().collect())
 }
 
-/// The model's weights (parameters and batch-norm statistics), by name.
-pub fn model_tensors(model: &Model) -> Vec<(String, Tensor)> {
-    let mut named: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    named
-}
-
-/// Saves the model's weights to `path` (safetensors), atomically.
-pub fn save_model(model: &Model, path: &Path) -> Result<()> {
-    write_tensors(path, &model_tensors(model))
-}
-
-/// Loads weights saved by [`save_model`] (or any safetensors file with the same names
-/// and shapes) into `model`, keeping the model's memory layout.
-pub fn load_model(model: &Model, path: &Path) -> Result<()> {
+/// Loads a file written by [`write_tensors`] into `vars` (same names and shapes),
+/// keeping each variable's device, dtype and memory layout.
+pub fn load_named(vars: &[(String, Tensor)], path: &Path) -> Result<()> {
     let named = read_tensors(path)?;
-    copy_into(model, &named, "", path)
+    copy_named(vars, &named, "", path)
 }
 
-/// Copies `named[prefix + name]` into each model variable, after checking all of them.
-pub fn copy_into(
-    model: &Model,
+/// Copies `named[prefix + name]` into each of `vars`, after checking all of them.
+pub fn copy_named(
+    vars: &[(String, Tensor)],
     named: &HashMap<String, Tensor>,
     prefix: &str,
     path: &Path,
 ) -> Result<()> {
-    let vars = model.vs.variables();
+    let vars: HashMap<String, Tensor> = vars
+        .iter()
+        .map(|(n, t)| (n.clone(), t.shallow_clone()))
+        .collect();
     check_compatible(&vars, named, prefix, path)?;
     tch::no_grad(|| {
         for (name, var) in &vars {

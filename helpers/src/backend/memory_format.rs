@@ -1,8 +1,17 @@
 //! Channels-last (NHWC) memory layout. tch 0.26 has no memory-format API, so we set the
 //! strides ourselves; libtorch's oneDNN convolutions, batch norm and pooling then run in
 //! NHWC, which is measurably faster on CPU (see environment.md).
-use super::Model;
-use tch::Tensor;
+use tch::{Device, Tensor};
+
+/// Whether a model on `device` runs channels-last: always on the CPU (oneDNN is faster
+/// in NHWC), on CUDA only when asked for (tensor-core convolutions with bf16/fp16 prefer
+/// it; fp32 kernels prefer the default layout). The one place this is decided.
+pub fn use_channels_last(device: Device, asked_on_cuda: bool) -> bool {
+    match device {
+        Device::Cpu => true,
+        _ => asked_on_cuda,
+    }
+}
 
 /// The same values as `x` (`[N, C, H, W]`), stored channels-last.
 pub fn to_channels_last(x: &Tensor) -> Tensor {
@@ -24,11 +33,11 @@ pub fn is_channels_last(x: &Tensor) -> bool {
     s.len() == 4 && x.stride() == vec![s[1] * s[2] * s[3], 1, s[3] * s[1], s[1]]
 }
 
-/// Re-lays every convolution weight of `model` out as channels-last, in place.
-pub fn convert_conv_weights(model: &Model) {
+/// Re-lays every convolution weight among `variables` out as channels-last, in place.
+pub fn convert_conv_weights(variables: impl IntoIterator<Item = Tensor>) {
     tch::no_grad(|| {
         // Every 4-D weight is a convolution kernel, inside blocks too.
-        for (_, var) in model.vs.variables() {
+        for var in variables {
             if var.dim() == 4 {
                 let mut ws = var.shallow_clone();
                 ws.set_data(&to_channels_last(&var));

@@ -3,9 +3,9 @@
 //! fixed network: the embeddings are computed once per split, kept on disk under
 //! `<runs>/.embeddings/`, and shared by every run with the same backbone, input size,
 //! data and split (a baseline and its tuned variants), so probing costs seconds on a CPU.
-use super::checkpoint::{read_tensors, write_tensors};
 use crate::config::RunConfig;
 use crate::data::{DataLoaders, Dataset, Loader};
+use crate::io::tensors::{read_tensors, write_tensors};
 use crate::models::Model;
 use crate::Result;
 use sha2::{Digest, Sha256};
@@ -42,7 +42,7 @@ pub fn cache_path(root: &Path, cfg: &RunConfig, data: &Dataset) -> PathBuf {
         data.train.len(),
         data.test.len()
     );
-    let digest = crate::data::idx::hex(&Sha256::digest(key.as_bytes()));
+    let digest = crate::io::hex(&Sha256::digest(key.as_bytes()));
     root.join(".embeddings")
         .join(format!("{}-{}.safetensors", data.name, &digest[..16]))
 }

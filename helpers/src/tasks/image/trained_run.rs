@@ -1,12 +1,12 @@
 //! [`TrainedRun`]: a finished (or reloaded) run with its best weights, data loaders,
 //! history and test metrics — what the report and the analyses read.
-use super::{checkpoint, History};
 use crate::config::RunConfig;
 use crate::data::{DataLoaders, Dataset, Split};
 use crate::evaluate::{predict, Predictions};
 use crate::metrics::Metrics;
 use crate::models::{self, Model};
 use crate::run::{Meta, RunDir};
+use crate::train::History;
 use crate::Result;
 use std::path::PathBuf;
 
@@ -49,7 +49,7 @@ impl TrainedRun {
             data.num_classes() as i64,
             device,
         )?;
-        checkpoint::load_model(&model, &run.best_checkpoint())?;
+        model.load(&run.best_checkpoint())?;
         let (history, test, meta) = (run.history()?, run.metrics()?, run.meta()?);
         Ok(TrainedRun {
             run,
@@ -64,7 +64,7 @@ impl TrainedRun {
     }
 
     /// A run stopped before its last epoch: current weights, no test metrics yet.
-    pub(super) fn partial(
+    pub(crate) fn partial(
         run: RunDir,
         cfg: &RunConfig,
         model: Model,

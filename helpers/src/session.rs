@@ -1,0 +1,56 @@
+//! What a notebook or the `lab` CLI takes from its environment, read once at the edge
+//! (the notebook's setup cell, `lab`'s `main`) into explicit options; the rest of the
+//! library reads no environment variable of this project behind a caller's back.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `LAB_PROFILE` | budget profile: `smoke`, `default`, `full` | `default` |
+//! | `LAB_RUNS` | folder of run directories (`make test` points it at a temp folder) | `saved_models` |
+//! | `LAB_FRESH` | `1`: retrain every run from scratch (`make check-repro`) | reuse finished runs |
+use crate::config::RunConfig;
+use crate::data::Dataset;
+use crate::profile::Profile;
+use crate::run::{Existing, DEFAULT_RUNS_ROOT};
+use crate::tasks::image::{fit_with, FitOptions, TrainedRun};
+use crate::train::PrintEpochs;
+use crate::Result;
+use std::path::PathBuf;
+
+/// The session's profile, runs folder and what to do with existing runs.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub profile: Profile,
+    pub runs_root: PathBuf,
+    pub existing: Existing,
+}
+
+impl Session {
+    /// Reads `LAB_PROFILE`, `LAB_RUNS` and `LAB_FRESH`.
+    pub fn from_env() -> Result<Session> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let fresh = var("LAB_FRESH").is_some_and(|v| v == "1");
+        Ok(Session {
+            profile: Profile::parse(var("LAB_PROFILE").as_deref())?,
+            runs_root: PathBuf::from(var("LAB_RUNS").unwrap_or(DEFAULT_RUNS_ROOT.into())),
+            existing: if fresh {
+                Existing::Force
+            } else {
+                Existing::Auto
+            },
+        })
+    }
+
+    /// Training options for runs of this session.
+    pub fn fit_options(&self) -> FitOptions {
+        FitOptions {
+            root: self.runs_root.clone(),
+            existing: self.existing,
+            stop_after_epochs: None,
+        }
+    }
+
+    /// Trains (or reuses) `cfg` under this session's runs folder, a line per epoch.
+    pub fn fit(&self, cfg: &RunConfig, data: &Dataset) -> Result<TrainedRun> {
+        fit_with(cfg, data, &self.fit_options(), &mut PrintEpochs)
+    }
+}

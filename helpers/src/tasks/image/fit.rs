@@ -1,0 +1,378 @@
+//! [`fit`]: a run config trained end to end into its run directory — split, loaders,
+//! model, optimiser, the training loop with its callbacks, then the best weights
+//! restored, evaluated on the test set and reported. Seeded, checkpointed every epoch,
+//! resumable bit for bit, stopped by a NaN guard or early stopping.
+use super::probe::{self, EmbeddingCache};
+use super::task::{Batches, Held, ImageClassification, Mixing};
+use super::TrainedRun;
+use crate::backend::{versions, Precision};
+use crate::config::RunConfig;
+use crate::data::{DataLoaders, Dataset, Split};
+use crate::metrics::Metrics;
+use crate::models::{self, Model};
+use crate::run::{decide_start, Existing, Meta, RunDir, Start, Status, DEFAULT_RUNS_ROOT};
+use crate::train::callbacks::{
+    self, BestCheckpoint, EarlyStopping, LastCheckpoint, ReportProgress, TensorBoard,
+};
+use crate::train::tensorboard::HParam;
+use crate::train::{
+    Callback, EpochEnd, History, LoopState, Optimizer, Outcome, PrintEpochs, Progress, Schedule,
+    Signal, Trainer,
+};
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+use tch::Tensor;
+
+/// Options of [`fit_with`].
+#[derive(Debug, Clone)]
+pub struct FitOptions {
+    /// Folder holding run directories.
+    pub root: PathBuf,
+    pub existing: Existing,
+    /// Stop (as if killed) after this many epochs in this call; for tests of resuming.
+    pub stop_after_epochs: Option<usize>,
+}
+
+impl Default for FitOptions {
+    /// Runs under `saved_models/`, finished ones reused, unfinished ones resumed.
+    fn default() -> Self {
+        FitOptions {
+            root: PathBuf::from(DEFAULT_RUNS_ROOT),
+            existing: Existing::Auto,
+            stop_after_epochs: None,
+        }
+    }
+}
+
+/// Trains `cfg` on `data` into `saved_models/<name>/`, printing a line per epoch; reuses
+/// the run when it already finished with the same config.
+pub fn fit(cfg: &RunConfig, data: &Dataset) -> Result<TrainedRun> {
+    fit_with(cfg, data, &FitOptions::default(), &mut PrintEpochs)
+}
+
+/// [`fit`] with explicit options and progress reporting.
+pub fn fit_with(
+    cfg: &RunConfig,
+    data: &Dataset,
+    opts: &FitOptions,
+    progress: &mut dyn Progress,
+) -> Result<TrainedRun> {
+    cfg.validate()?;
+    let run = RunDir::at(opts.root.join(&cfg.name));
+    let start = decide_start(&run, cfg, opts.existing)?;
+    if start == Start::Reuse {
+        return reuse(&run, cfg, data, progress);
+    }
+    if cfg.threads > 0 {
+        tch::set_num_threads(cfg.threads as i32);
+    }
+    let device = cfg.checked_device()?;
+    let (precision, note) = Precision::effective(cfg.train.precision, device)?;
+    if let Some(note) = note {
+        progress.on_message(&note);
+    }
+    let split = match start {
+        Start::Resume => Split::load(&run.file("split.json"))?,
+        _ => Split::stratified(
+            &data.train.label_vec(),
+            cfg.data.val_fraction,
+            cfg.data.train_limit,
+            cfg.seed,
+        ),
+    };
+    let t = &cfg.train;
+    let loaders = DataLoaders::with_split(
+        data,
+        &cfg.data,
+        split,
+        t.batch_size,
+        t.eval_batch_size,
+        cfg.seed,
+        device,
+    );
+    tch::manual_seed(cfg.seed as i64);
+    let model = models::build(
+        &cfg.model,
+        data.image_shape(),
+        data.num_classes() as i64,
+        device,
+    )?;
+    model.set_input_stats(&loaders.norm);
+    let mut opt = Optimizer::new(t, model.trainable_named());
+    scale_backbone_lr(&mut opt, &model, cfg.model.backbone_lr_scale);
+    let cache = probe_cache(cfg, data, &model, &loaders, &opts.root, progress)?;
+    let mut state = match start {
+        Start::Resume => {
+            let state = callbacks::resume(&run.last_checkpoint(), &model.weights(), &mut opt)?;
+            let done = state.epochs_done;
+            progress.on_message(&format!(
+                "{}: resuming after epoch {done}",
+                run.path.display()
+            ));
+            state
+        }
+        _ => {
+            run.write_config(cfg)?;
+            loaders.split.save(&run.file("split.json"))?;
+            let schedule = Schedule::new(t, loaders.train.num_batches());
+            LoopState::new(schedule, precision)
+        }
+    };
+    let training = Training {
+        cfg,
+        run: &run,
+        model: &model,
+        loaders: &loaders,
+        cache: cache.as_ref(),
+    };
+    let outcome = training.train(precision, opts, &mut opt, &mut state, progress)?;
+    if outcome == Outcome::Paused {
+        // Stopped on request (as a killed run would): leave it resumable.
+        return TrainedRun::partial(run, cfg, model, loaders, state.history);
+    }
+    training.finish(&state, data)
+}
+
+/// A finished run with the same config, loaded; its saved epoch lines replayed, so a
+/// report shows the same lines whether it trained now or not.
+fn reuse(
+    run: &RunDir,
+    cfg: &RunConfig,
+    data: &Dataset,
+    progress: &mut dyn Progress,
+) -> Result<TrainedRun> {
+    progress.on_message(&format!(
+        "{}: finished run with the same config found; reusing it",
+        run.path.display()
+    ));
+    let reused = TrainedRun::load(&run.path, data)?;
+    for record in &reused.history.epochs {
+        progress.on_epoch(record, cfg.train.epochs);
+    }
+    Ok(reused)
+}
+
+/// Borrowed pieces of one training session.
+struct Training<'a> {
+    cfg: &'a RunConfig,
+    run: &'a RunDir,
+    model: &'a Model,
+    loaders: &'a DataLoaders,
+    /// Embeddings of a linear probe, when the frozen backbone's outputs are cached.
+    cache: Option<&'a EmbeddingCache>,
+}
+
+impl Training<'_> {
+    /// The image task over this session's loaders (or the probe's embeddings).
+    fn task(&self) -> ImageClassification<'_> {
+        let (train, val) = (&self.loaders.train, &self.loaders.val);
+        let (batches, held) = match self.cache {
+            Some(c) => (Batches::Embeddings(train, c), Held::Embeddings(val, &c.val)),
+            None => (Batches::Pixels(train), Held::Pixels(val)),
+        };
+        let t = &self.cfg.train;
+        ImageClassification::new(self.model, batches)
+            .with_validation(held)
+            .with_label_smoothing(t.label_smoothing)
+            .with_mixing(Mixing {
+                mixup_alpha: t.mixup_alpha,
+                cutmix_alpha: t.cutmix_alpha,
+                seed: self.cfg.seed,
+            })
+    }
+
+    /// The loop with the run's callbacks: best checkpoint (restored at the end), early
+    /// stopping, TensorBoard, last checkpoint, meta/history files, progress.
+    fn train(
+        &self,
+        precision: Precision,
+        opts: &FitOptions,
+        opt: &mut Optimizer,
+        state: &mut LoopState,
+        progress: &mut dyn Progress,
+    ) -> Result<Outcome> {
+        let t = &self.cfg.train;
+        let mut trainer = Trainer::new(t.epochs);
+        trainer.precision = precision;
+        trainer.grad_clip = t.grad_clip;
+        trainer.reseed = Some(self.cfg.seed);
+        trainer.stop_after_epochs = opts.stop_after_epochs;
+        let mut best = BestCheckpoint {
+            path: self.run.best_checkpoint(),
+            restore_into: Some(self.model.weights()),
+        };
+        let mut early = EarlyStopping {
+            patience: t.early_stopping_patience,
+        };
+        let mut tb = TensorBoard::new(self.run.file("logs"), self.hparams(), self.start_images());
+        let mut last = LastCheckpoint {
+            path: self.run.last_checkpoint(),
+        };
+        let mut files = RunFiles { training: self };
+        let mut report = ReportProgress(progress);
+        let callbacks: &mut [&mut dyn Callback] = &mut [
+            &mut best,
+            &mut early,
+            &mut tb,
+            &mut last,
+            &mut files,
+            &mut report,
+        ];
+        trainer.run(&self.task(), opt, state, callbacks)
+    }
+
+    /// Every config key, as TensorBoard's hyper-parameters.
+    fn hparams(&self) -> Vec<(String, HParam)> {
+        let value = |v: toml::Value| match v {
+            toml::Value::Float(x) => HParam::Number(x),
+            toml::Value::Integer(i) => HParam::Number(i as f64),
+            toml::Value::Boolean(b) => HParam::Bool(b),
+            toml::Value::String(s) => HParam::Text(s),
+            other => HParam::Text(other.to_string()),
+        };
+        let values = self.cfg.flat_values().into_iter();
+        values.map(|(k, v)| (k, value(v))).collect()
+    }
+
+    /// One training batch as the model sees it (16 images, tiled), for TensorBoard.
+    fn start_images(&self) -> Vec<(String, Tensor)> {
+        let Some((x, _)) = self.loaders.train.batches(0).next() else {
+            return Vec::new();
+        };
+        let n = x.size()[0].min(16);
+        let cpu = x.narrow(0, 0, n).to_device(tch::Device::Cpu);
+        let shown = self.loaders.norm.denormalize(&cpu);
+        vec![("train/augmented_batch".into(), crate::plot::tile(&shown, 4))]
+    }
+
+    fn meta(&self, state: &LoopState, status: Status) -> Meta {
+        Meta {
+            status,
+            epochs_done: state.epochs_done,
+            best_epoch: state.best_epoch,
+            best_val_accuracy: state.best_val_accuracy.max(0.0),
+            stopped_early: state.stopped_early,
+            seed: self.cfg.seed,
+            config_hash: self.cfg.hash(),
+            normalization: self.loaders.norm.clone(),
+            num_parameters: self.model.num_parameters(),
+            trainable_parameters: Some(self.model.num_trainable()),
+            embed_seconds: self.cache.map(|c| c.seconds),
+            train_seconds: state.train_seconds,
+            test_accuracy: None,
+            test_macro_f1: None,
+            message: None,
+            versions: versions(),
+        }
+    }
+
+    /// Evaluates the restored best weights on the test set, writes the report files.
+    fn finish(self, state: &LoopState, data: &Dataset) -> Result<TrainedRun> {
+        let task = self.task();
+        let test_held = match self.cache {
+            Some(c) => Held::Embeddings(&self.loaders.test, &c.test),
+            None => Held::Pixels(&self.loaders.test),
+        };
+        let test = task.predict_held(&test_held).metrics(&data.classes);
+        self.run.write_metrics(&test)?;
+        let mut meta = self.meta(state, Status::Finished);
+        meta.test_accuracy = Some(test.accuracy);
+        meta.test_macro_f1 = Some(test.macro_avg.f1);
+        save_figures(self.run, &state.history, &test)?;
+        self.run.write_meta(&meta)?;
+        let model = with_fresh_store(self.model, self.cfg, data)?;
+        Ok(TrainedRun {
+            run: self.run.clone(),
+            config: self.cfg.clone(),
+            model,
+            loaders: self.loaders.clone(),
+            history: state.history.clone(),
+            test,
+            meta,
+            reused: false,
+        })
+    }
+}
+
+/// `history.csv` and `meta.json` after every epoch; a failed run's meta says why.
+struct RunFiles<'a> {
+    training: &'a Training<'a>,
+}
+
+impl Callback for RunFiles<'_> {
+    fn on_epoch_end(&mut self, end: &EpochEnd) -> Result<Signal> {
+        let s = self.training;
+        end.state.history.save_csv(&s.run.file("history.csv"))?;
+        s.run.write_meta(&s.meta(end.state, Status::Running))?;
+        Ok(Signal::Continue)
+    }
+
+    fn on_failure(&mut self, state: &LoopState, error: &Error) {
+        let s = self.training;
+        let mut meta = s.meta(state, Status::Failed);
+        meta.message = Some(error.to_string());
+        let _ = s.run.write_meta(&meta);
+        let _ = state.history.save_csv(&s.run.file("history.csv"));
+    }
+}
+
+/// A linear probe's cached embeddings, when the whole backbone is frozen and every epoch
+/// would feed it the same pixels (no augmentation, no mixing); `None` otherwise.
+fn probe_cache(
+    cfg: &RunConfig,
+    data: &Dataset,
+    model: &Model,
+    loaders: &DataLoaders,
+    root: &Path,
+    progress: &mut dyn Progress,
+) -> Result<Option<EmbeddingCache>> {
+    let mixes = cfg.train.mixup_alpha > 0.0 || cfg.train.cutmix_alpha > 0.0;
+    if !model.is_linear_probe() || loaders.train.augments() || mixes {
+        return Ok(None);
+    }
+    progress.on_message("linear probe: embedding every split once with the frozen backbone");
+    let cache = probe::embeddings(root, cfg, data, model, loaders)?;
+    let how = if cache.reused {
+        "cached"
+    } else {
+        "computed now"
+    };
+    progress.on_message(&format!(
+        "embeddings {:?} ({how}, {:.1} s to compute)",
+        cache.train.size(),
+        cache.seconds
+    ));
+    Ok(Some(cache))
+}
+
+/// Applies `scale` to the learning rate of every trainable weight outside the classifier.
+fn scale_backbone_lr(opt: &mut Optimizer, model: &Model, scale: f64) {
+    if scale == 1.0 {
+        return;
+    }
+    for (name, _) in &model.layers[..=model.features_end] {
+        opt.set_lr_scale(&format!("{name}."), scale);
+    }
+}
+
+/// The trained weights in a model of their own (a new VarStore), so the returned run
+/// shares no tensor with the optimiser and loop of this call.
+fn with_fresh_store(trained: &Model, cfg: &RunConfig, data: &Dataset) -> Result<Model> {
+    let model = models::build(
+        &cfg.model,
+        data.image_shape(),
+        data.num_classes() as i64,
+        trained.device(),
+    )?;
+    let named: std::collections::HashMap<String, Tensor> = trained.weights().into_iter().collect();
+    model.copy_from(&named, "", Path::new("(memory)"))?;
+    Ok(model)
+}
+
+/// Curves, confusion matrix and per-class F1 into the run directory.
+fn save_figures(run: &RunDir, history: &History, test: &Metrics) -> Result<()> {
+    history.curves()?.save_in(&run.path)?;
+    test.confusion_figure()?.save_in(&run.path)?;
+    test.f1_figure()?.save_in(&run.path)?;
+    Ok(())
+}
