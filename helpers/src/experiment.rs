@@ -1,5 +1,6 @@
 //! Running sweeps and comparing runs: grid and ablation tables (sortable polars
 //! tables), overlaid curves and metric bars across run directories.
+use crate::config::{ModelConfig, RunConfig};
 use crate::data::Dataset;
 use crate::metrics::Metrics;
 use crate::plot::{self, Figure, Series};
@@ -75,6 +76,34 @@ pub fn run_points(
             Ok(RunSummary::of(&run, p.label.clone(), p.overrides.clone()))
         })
         .collect()
+}
+
+/// The CNN-from-scratch twin of a transfer-learning config: the same data, split,
+/// optimiser and epochs, `model` instead of the pretrained network, and the run name's
+/// `baseline_pretrained` replaced by `cnn_scratch` (the course layout's names).
+pub fn scratch_twin(transfer: &RunConfig, model: &ModelConfig) -> RunConfig {
+    let mut cfg = transfer.clone();
+    cfg.name = transfer.name.replace("baseline_pretrained", "cnn_scratch");
+    cfg.model = model.clone();
+    cfg.grid.clear();
+    cfg
+}
+
+/// The transfer comparison in report order: the pretrained baseline, its tuned
+/// variants, the CNN from scratch last.
+pub fn transfer_comparison(
+    baseline: &TrainedRun,
+    tuned: &[RunSummary],
+    scratch: &TrainedRun,
+) -> Vec<RunSummary> {
+    let mut compared = vec![RunSummary::of(
+        baseline,
+        "baseline_pretrained".into(),
+        vec![],
+    )];
+    compared.extend(tuned.iter().cloned());
+    compared.push(RunSummary::of(scratch, "cnn_scratch".into(), vec![]));
+    compared
 }
 
 /// One row per grid point: its values, best validation accuracy, test accuracy and

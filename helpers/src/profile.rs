@@ -1,6 +1,9 @@
 //! Budget profiles: the same notebook and configs at three scales. `LAB_PROFILE=smoke`
 //! (CI: minutes), `default` (the report on a 2-core CPU), `full` (as configured, longer).
 use crate::config::RunConfig;
+use crate::monitor::drift::ExperimentOptions;
+use crate::monitor::retrain::RetrainOptions;
+use crate::monitor::shifts::Shift;
 use crate::{Error, Result};
 
 /// How much compute a run may use.
@@ -36,6 +39,63 @@ impl Profile {
             Profile::Default => "default",
             Profile::Full => "full",
         }
+    }
+
+    /// Epochs of the overfit-a-tiny-subset sanity check.
+    pub fn overfit_epochs(self) -> usize {
+        if self == Profile::Smoke {
+            10
+        } else {
+            40
+        }
+    }
+
+    /// Steps of the LR range test.
+    pub fn lr_find_steps(self) -> usize {
+        if self == Profile::Smoke {
+            30
+        } else {
+            100
+        }
+    }
+
+    /// Timed calls per engine and batch size of the latency benchmark, and of the
+    /// one-image latency in the conclusion's trade-off table.
+    pub fn latency_iterations(self) -> (usize, usize) {
+        if self == Profile::Smoke {
+            (20, 10)
+        } else {
+            (100, 50)
+        }
+    }
+
+    /// The drift-detection experiment's settings: repeats per shift and severity, and
+    /// clean windows for the false-alarm rate.
+    pub fn drift_experiment(self, seed: u64) -> ExperimentOptions {
+        let (repeats, clean_windows) = if self == Profile::Smoke {
+            (2, 20)
+        } else {
+            (10, 200)
+        };
+        ExperimentOptions {
+            repeats,
+            clean_windows,
+            seed,
+            ..ExperimentOptions::default()
+        }
+    }
+
+    /// Retraining after `shift` at `severity`: a small mix and one epoch at smoke.
+    pub fn retrain_options(self, shift: Shift, severity: u8, seed: u64) -> RetrainOptions {
+        let mut options = RetrainOptions::new(shift, severity);
+        options.seed = seed;
+        if self == Profile::Smoke {
+            options.epochs = 1;
+            options.reference_examples = 1000;
+            options.new_examples = 500;
+            options.holdout_examples = 500;
+        }
+        options
     }
 
     /// Seeds per ablation variant: one at smoke and default budgets, three at full.

@@ -227,6 +227,42 @@ fn configure(
     }
 }
 
+/// How an exported model agrees with the tch model it came from.
+#[derive(Debug, Clone)]
+pub struct Agreement {
+    /// Size of the ONNX file.
+    pub megabytes: f64,
+    pub images: usize,
+    /// Images both engines put in the same class.
+    pub same_class: i64,
+    /// Largest absolute difference between their logits.
+    pub max_logit_difference: f64,
+}
+
+/// Runs `images` through the ONNX file at `onnx_path` in ONNX Runtime and through
+/// `model` in tch, and compares the two.
+pub fn agreement(
+    model: &crate::models::Model,
+    onnx_path: &Path,
+    images: &Tensor,
+) -> Result<Agreement> {
+    let mut ort_model = OrtModel::load(onnx_path, &Default::default())?;
+    let ort_logits = ort_model.run(images)?;
+    let tch_logits = tch::no_grad(|| model.forward_t(images, false));
+    let same_class = ort_logits
+        .argmax(-1, false)
+        .eq_tensor(&tch_logits.argmax(-1, false))
+        .sum(Kind::Int64)
+        .int64_value(&[]);
+    let bytes = std::fs::metadata(onnx_path).map(|m| m.len()).unwrap_or(0);
+    Ok(Agreement {
+        megabytes: bytes as f64 / 1e6,
+        images: images.size()[0] as usize,
+        same_class,
+        max_logit_difference: (&ort_logits - &tch_logits).abs().max().double_value(&[]),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,30 @@ pub fn faithfulness(
 }
 
 /// One row per measurement (e.g. several kept shares): images, mean confidences, and
+/// Grad-CAM faithfulness of `model` on the first `n` images of `loader` at each of
+/// `fractions` (share of pixels kept), against random regions drawn from `seed`.
+pub fn on_first_images(
+    model: &Model,
+    loader: &crate::data::Loader,
+    n: usize,
+    fractions: &[f64],
+    seed: u64,
+) -> Result<Vec<Faithfulness>> {
+    let probe: Vec<usize> = (0..n.min(loader.len())).collect();
+    let images = loader.normalized(&probe);
+    let cam = super::gradcam::cam(
+        model,
+        &images,
+        None,
+        None,
+        super::gradcam::CamMethod::GradCam,
+    )?;
+    fractions
+        .iter()
+        .map(|&keep| faithfulness(model, &images, &cam, keep, seed))
+        .collect()
+}
+
 /// how often the CAM region beats the random one.
 pub fn summary_table(results: &[Faithfulness]) -> Result<Table> {
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;

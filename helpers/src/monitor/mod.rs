@@ -6,6 +6,7 @@
 //!   detection-rate experiment.
 //! * [`prediction_log`] — a [`prediction_log::Predictor`] that logs every prediction as a JSON line, log
 //!   summaries, dashboard figures and alert rules.
+//! * [`traffic`] — simulated clean and shifted traffic served through a logging predictor.
 //! * [`retrain`] — fine-tuning on drifted data behind a validation gate, with a deployment
 //!   log and an atomically moved deployed-run pointer.
 pub mod drift;
@@ -13,3 +14,4 @@ pub mod prediction_log;
 pub mod retrain;
 pub mod shifts;
 pub mod stats;
+pub mod traffic;

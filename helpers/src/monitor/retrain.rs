@@ -361,6 +361,41 @@ fn sample(indices: &[i64], n: usize, rng: &mut Rng) -> Vec<i64> {
     v
 }
 
+/// Two candidates through the gate, as the report shows it: `deployed` is made the
+/// deployed run, a candidate retrained with `options` is judged, then a second one
+/// (another seed) that must gain 5 points on the original test set, which it cannot.
+pub struct TwoCandidates {
+    pub promoted: GateDecision,
+    pub rejected: GateDecision,
+    /// The version `deployed.json` names afterwards.
+    pub deployed_after: String,
+    pub epochs: usize,
+}
+
+/// Runs [`TwoCandidates`] under `root` from the run at `deployed`.
+pub fn two_candidates(
+    root: &Path,
+    deployed: &Path,
+    data: &Dataset,
+    options: &RetrainOptions,
+) -> Result<TwoCandidates> {
+    set_deployed(root, deployed)?;
+    let promoted = retrain(deployed, data, options)?;
+    let mut strict = options.clone();
+    strict.margin_points = -5.0;
+    strict.seed = options.seed + 1; // another candidate: the first may be deployed by now
+    let rejected = retrain(deployed, data, &strict)?;
+    let deployed_after = deployed_pointer(root)?
+        .map(|p| p.version)
+        .unwrap_or_default();
+    Ok(TwoCandidates {
+        promoted,
+        rejected,
+        deployed_after,
+        epochs: options.epochs,
+    })
+}
+
 /// The parent's architecture with its best weights, fine-tuned on `mix`: constant LR,
 /// the parent's optimiser, augmentation and label smoothing, libtorch reseeded per epoch.
 fn fine_tune(

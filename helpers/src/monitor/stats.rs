@@ -1298,3 +1298,12 @@ fn ln_gamma(x: f64) -> f64 {
     }
     lead + (2.506_628_274_631_000_5 * series / x).ln()
 }
+
+/// Wilson score 95 % interval of a rate `p` measured on `n` trials (the interval a
+/// false-alarm rate on a few hundred windows should be read with).
+pub fn wilson_interval(p: f64, n: f64) -> (f64, f64) {
+    let (z, d) = (1.96f64, 1.0 + 1.96f64.powi(2) / n);
+    let centre = (p + z * z / (2.0 * n)) / d;
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / d;
+    (centre - half, centre + half)
+}
