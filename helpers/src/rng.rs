@@ -34,6 +34,14 @@ impl Rng {
         ((self.next_u64() as u128 * n as u128) >> 64) as usize
     }
 
+    /// A standard normal draw by the Box–Muller transform (one of the pair; simple and
+    /// reproducible — speed is not an issue at the sizes this crate draws).
+    pub fn standard_normal(&mut self) -> f64 {
+        let u1 = 1.0 - self.uniform(); // in (0, 1]: ln is finite
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
     /// Fisher–Yates shuffle.
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {

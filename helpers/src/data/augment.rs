@@ -320,7 +320,7 @@ fn sample_gamma(alpha: f64, rng: &mut Rng) -> f64 {
     let d = alpha - 1.0 / 3.0;
     let c = 1.0 / (9.0 * d).sqrt();
     loop {
-        let x = standard_normal(rng);
+        let x = rng.standard_normal();
         let v = (1.0 + c * x).powi(3);
         if v <= 0.0 {
             continue;
@@ -330,13 +330,6 @@ fn sample_gamma(alpha: f64, rng: &mut Rng) -> f64 {
             return d * v;
         }
     }
-}
-
-/// A standard normal draw (Box–Muller).
-fn standard_normal(rng: &mut Rng) -> f64 {
-    let u1 = 1.0 - rng.uniform();
-    let u2 = rng.uniform();
-    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
 #[cfg(test)]

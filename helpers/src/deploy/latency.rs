@@ -271,21 +271,11 @@ fn summarise(engine: Engine, batch: usize, times: &[f64]) -> Measurement {
     Measurement {
         engine,
         batch,
-        p50_ms: percentile(&sorted, 0.50) * 1e3,
-        p95_ms: percentile(&sorted, 0.95) * 1e3,
+        p50_ms: crate::metrics::quantile(&sorted, 0.50) * 1e3,
+        p95_ms: crate::metrics::quantile(&sorted, 0.95) * 1e3,
         mean_ms: mean * 1e3,
         images_per_s: if mean > 0.0 { batch as f64 / mean } else { 0.0 },
     }
-}
-
-/// Linear interpolation between the closest ranks of sorted `values` (NumPy's default).
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
 /// An ONNX export in the temp folder, removed on drop.
@@ -393,9 +383,9 @@ mod tests {
     #[test]
     fn percentiles_interpolate_like_numpy() {
         let v: Vec<f64> = (1..=10).map(f64::from).collect();
-        assert_eq!(percentile(&v, 0.5), 5.5);
-        assert!((percentile(&v, 0.95) - 9.55).abs() < 1e-12);
-        assert_eq!(percentile(&[3.0], 0.95), 3.0);
+        assert_eq!(crate::metrics::quantile(&v, 0.5), 5.5);
+        assert!((crate::metrics::quantile(&v, 0.95) - 9.55).abs() < 1e-12);
+        assert_eq!(crate::metrics::quantile(&[3.0], 0.95), 3.0);
     }
 
     #[test]

@@ -1,11 +1,14 @@
-//! File-system helpers that never leave a half-written file behind.
+//! Writing files so that a crash never leaves a half-written one behind: the one
+//! place that does the temp-file, fsync, rename dance ([`replace_with`]).
 use crate::{Error, Result};
 use std::io::Write;
 use std::path::Path;
 
-/// Writes `bytes` to `path` atomically: a temp file in the same folder, fsync, rename.
-/// A crash leaves either the old file or the new one, never a torn one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Replaces `path` atomically with the file `write` produces at the temp path it is
+/// given (in the same folder, so the rename stays on one file system): the temp file
+/// is fsynced, then renamed over `path`; on any failure it is removed. A crash leaves
+/// either the old file or the new one, never a torn one.
+pub fn replace_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -16,15 +19,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
+    let result = write(&tmp).and_then(|()| {
+        let synced = std::fs::File::open(&tmp).and_then(|f| f.sync_all());
+        synced
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| Error::io(path, e))
+    });
+    if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
+    }
+    result
+}
+
+/// Writes `bytes` to `path` atomically ([`replace_with`]).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    replace_with(path, |tmp| {
+        let mut f = std::fs::File::create(tmp).map_err(|e| Error::io(tmp, e))?;
+        f.write_all(bytes).map_err(|e| Error::io(tmp, e))
     })
 }
 

@@ -9,7 +9,7 @@ pub(crate) mod protobuf;
 pub mod tensors;
 pub mod venv;
 
-pub use atomic::{write_atomic, write_text_atomic};
+pub use atomic::{replace_with, write_atomic, write_text_atomic};
 pub use checksum::{hex, sha256_file};
 
 use crate::{Error, Result};

@@ -6,28 +6,19 @@ use std::collections::HashMap;
 use std::path::Path;
 use tch::Tensor;
 
-/// Writes named tensors to `path` (safetensors) via a temp file and a rename.
+/// Writes named tensors to `path` (safetensors), atomically ([`super::replace_with`]).
 pub fn write_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}.safetensors",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
     // safetensors needs contiguous data; channels-last weights are not.
     let contiguous: Vec<(String, Tensor)> = named
         .iter()
         .map(|(n, t)| (n.clone(), t.to_device(tch::Device::Cpu).contiguous()))
         .collect();
-    Tensor::write_safetensors(&contiguous, &tmp).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::Run {
+    super::replace_with(path, |tmp| {
+        Tensor::write_safetensors(&contiguous, tmp).map_err(|e| Error::Run {
             path: path.to_path_buf(),
             reason: format!("cannot write checkpoint: {e}"),
-        }
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        })
+    })
 }
 
 /// Reads every tensor of a safetensors file.

@@ -199,8 +199,8 @@ impl LogSummary {
             versions,
             mean_confidence: records.iter().map(|r| r.confidence).sum::<f64>() / n,
             class_counts,
-            latency_p50_ms: quantile(&latencies, 0.5),
-            latency_p95_ms: quantile(&latencies, 0.95),
+            latency_p50_ms: crate::metrics::quantile(&latencies, 0.5),
+            latency_p95_ms: crate::metrics::quantile(&latencies, 0.95),
             latency_mean_ms: latencies.iter().sum::<f64>() / latencies.len().max(1) as f64,
         }
     }
@@ -266,16 +266,6 @@ fn call_latencies(records: &[PredictionRecord]) -> Vec<f64> {
         .into_iter()
         .map(|i| records[i].latency_ms)
         .collect()
-}
-
-/// Linear-interpolation quantile of sorted values (`numpy.quantile`'s default); NaN if empty.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
 /// Mean of each trailing window of `k` values (shorter at the start).

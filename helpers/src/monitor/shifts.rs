@@ -343,15 +343,7 @@ fn gaussian_noise(p: &mut Pixels, c: f64, seed: u64) {
     let mut rng = Rng::new(seed, NOISE_STREAM);
     p.values
         .iter_mut()
-        .for_each(|v| *v = (*v + c * standard_normal(&mut rng)).clamp(0.0, 1.0));
-}
-
-/// A standard normal draw by the Box–Muller transform (one of the pair; simple and
-/// reproducible — speed is not an issue at these sizes).
-fn standard_normal(rng: &mut Rng) -> f64 {
-    let u1 = 1.0 - rng.uniform(); // in (0, 1]: ln is finite
-    let u2 = rng.uniform();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        .for_each(|v| *v = (*v + c * rng.standard_normal()).clamp(0.0, 1.0));
 }
 
 fn gaussian_blur(p: &mut Pixels, sigma: f64, _seed: u64) {
