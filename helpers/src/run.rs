@@ -156,7 +156,7 @@ pub enum Existing {
     Force,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
     /// No run (or a wiped one): train from the first step.
     Fresh,

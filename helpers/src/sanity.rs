@@ -119,17 +119,33 @@ pub fn gradient_flow(model: &Model, loader: &Loader) -> Result<Check> {
         .filter(|(_, g)| !g.is_finite() || **g == 0.0)
         .map(|(n, _)| n)
         .collect();
+    let (table, figure) = gradient_evidence(&names, &norms, &weights)?;
+    Ok(Check {
+        name: "gradients reach every parameter".into(),
+        passed: bad.is_empty(),
+        detail: if bad.is_empty() {
+            format!("{} tensors, all finite and non-zero", names.len())
+        } else {
+            format!("zero or non-finite: {bad:?}")
+        },
+        figure: Some(figure),
+        table: Some(table),
+    })
+}
+
+/// The gradient-flow check's table (norms per parameter) and its log10 bar chart.
+fn gradient_evidence(names: &[String], norms: &[f64], weights: &[f64]) -> Result<(Table, Figure)> {
     let table = Table::from_columns(
         "Gradient norms after one batch",
         vec![
-            Column::new("parameter".into(), names.clone()),
-            Column::new("grad norm".into(), norms.clone()),
-            Column::new("weight norm".into(), weights.clone()),
+            Column::new("parameter".into(), names.to_vec()),
+            Column::new("grad norm".into(), norms.to_vec()),
+            Column::new("weight norm".into(), weights.to_vec()),
             Column::new(
                 "grad/weight".into(),
                 norms
                     .iter()
-                    .zip(&weights)
+                    .zip(weights)
                     // Undefined for weights still at zero (batch-norm shifts at init).
                     .map(|(g, w)| (*w > 1e-12).then(|| g / w))
                     .collect::<Vec<_>>(),
@@ -152,17 +168,7 @@ pub fn gradient_flow(model: &Model, loader: &Loader) -> Result<Check> {
         &[("log10 grad norm", log_norms)],
         "log10",
     )?;
-    Ok(Check {
-        name: "gradients reach every parameter".into(),
-        passed: bad.is_empty(),
-        detail: if bad.is_empty() {
-            format!("{} tensors, all finite and non-zero", names.len())
-        } else {
-            format!("zero or non-finite: {bad:?}")
-        },
-        figure: Some(figure),
-        table: Some(table),
-    })
+    Ok((table, figure))
 }
 
 /// Trains a fresh model of `cfg` on the first `n` training examples (no augmentation,

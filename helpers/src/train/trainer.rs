@@ -380,12 +380,7 @@ impl Trainer {
                 accuracy: pass.score_sum / pass.examples as f64,
                 images_per_sec: pass.examples as f64 / started.elapsed().as_secs_f64(),
             };
-            let mut signal = Signal::Continue;
-            for cb in callbacks.iter_mut() {
-                if cb.on_step(&info) == Signal::Stop {
-                    signal = Signal::Stop;
-                }
-            }
+            let signal = notify_step(callbacks, &info);
             if signal == Signal::Stop || self.max_steps.is_some_and(|m| state.global_step >= m) {
                 pass.stopped = true;
                 return Ok(pass);
@@ -428,6 +423,17 @@ pub fn gradients_of<T: Task>(task: &T, batch: T::Batch, opt: &mut Optimizer) -> 
     let out = task.training_step(batch)?;
     out.loss.backward();
     Ok(out.loss.double_value(&[]))
+}
+
+/// Tells every callback about a step (all of them, even after one asks to stop).
+fn notify_step(callbacks: &mut [&mut dyn Callback], info: &StepInfo) -> Signal {
+    let mut signal = Signal::Continue;
+    for cb in callbacks.iter_mut() {
+        if cb.on_step(info) == Signal::Stop {
+            signal = Signal::Stop;
+        }
+    }
+    signal
 }
 
 /// Book-keeping after an epoch: history, schedule, best score. True when it improved.

@@ -63,33 +63,8 @@ pub fn fit_with(
     if start == Start::Reuse {
         return reuse(&run, cfg, data, progress);
     }
-    if cfg.threads > 0 {
-        tch::set_num_threads(cfg.threads as i32);
-    }
-    let device = cfg.checked_device()?;
-    let (precision, note) = Precision::effective(cfg.train.precision, device)?;
-    if let Some(note) = note {
-        progress.on_message(&note);
-    }
-    let split = match start {
-        Start::Resume => Split::load(&run.file("split.json"))?,
-        _ => Split::stratified(
-            &data.train.label_vec(),
-            cfg.data.val_fraction,
-            cfg.data.train_limit,
-            cfg.seed,
-        ),
-    };
-    let t = &cfg.train;
-    let loaders = DataLoaders::with_split(
-        data,
-        &cfg.data,
-        split,
-        t.batch_size,
-        t.eval_batch_size,
-        cfg.seed,
-        device,
-    );
+    let (device, precision) = device_and_precision(cfg, progress)?;
+    let loaders = loaders_for(&run, start, cfg, data, device)?;
     tch::manual_seed(cfg.seed as i64);
     let model = models::build(
         &cfg.model,
@@ -98,7 +73,7 @@ pub fn fit_with(
         device,
     )?;
     model.set_input_stats(&loaders.norm);
-    let mut opt = Optimizer::new(t, model.trainable_named());
+    let mut opt = Optimizer::new(&cfg.train, model.trainable_named());
     scale_backbone_lr(&mut opt, &model, cfg.model.backbone_lr_scale);
     let cache = probe_cache(cfg, data, &model, &loaders, &opts.root, progress)?;
     let mut state = match start {
@@ -114,7 +89,7 @@ pub fn fit_with(
         _ => {
             run.write_config(cfg)?;
             loaders.split.save(&run.file("split.json"))?;
-            let schedule = Schedule::new(t, loaders.train.num_batches());
+            let schedule = Schedule::new(&cfg.train, loaders.train.num_batches());
             LoopState::new(schedule, precision)
         }
     };
@@ -131,6 +106,51 @@ pub fn fit_with(
         return TrainedRun::partial(run, cfg, model, loaders, state.history);
     }
     training.finish(&state, data)
+}
+
+/// The run's device (threads set first) and the precision it trains in there.
+fn device_and_precision(
+    cfg: &RunConfig,
+    progress: &mut dyn Progress,
+) -> Result<(tch::Device, Precision)> {
+    if cfg.threads > 0 {
+        tch::set_num_threads(cfg.threads as i32);
+    }
+    let device = cfg.checked_device()?;
+    let (precision, note) = Precision::effective(cfg.train.precision, device)?;
+    if let Some(note) = note {
+        progress.on_message(&note);
+    }
+    Ok((device, precision))
+}
+
+/// Loaders on the run's split: the saved one when resuming, else a new stratified one.
+fn loaders_for(
+    run: &RunDir,
+    start: Start,
+    cfg: &RunConfig,
+    data: &Dataset,
+    device: tch::Device,
+) -> Result<DataLoaders> {
+    let split = match start {
+        Start::Resume => Split::load(&run.file("split.json"))?,
+        _ => Split::stratified(
+            &data.train.label_vec(),
+            cfg.data.val_fraction,
+            cfg.data.train_limit,
+            cfg.seed,
+        ),
+    };
+    let t = &cfg.train;
+    Ok(DataLoaders::with_split(
+        data,
+        &cfg.data,
+        split,
+        t.batch_size,
+        t.eval_batch_size,
+        cfg.seed,
+        device,
+    ))
 }
 
 /// A finished run with the same config, loaded; its saved epoch lines replayed, so a
