@@ -80,8 +80,8 @@ impl Value {
     fn spatial(&self, layer: &str) -> Result<[i64; 2]> {
         self.size.ok_or_else(|| {
             Error::argument(
-                format!("layer {layer}"),
-                "expects [N, C, H, W] input but follows a flatten; no ONNX export",
+                "model",
+                format!("layer `{layer}` expects [N, C, H, W] input but follows a flatten; no ONNX export"),
             )
         })
     }
@@ -89,8 +89,8 @@ impl Value {
 
 fn unsupported(layer: &str, what: impl std::fmt::Display) -> Error {
     Error::argument(
-        format!("layer {layer}"),
-        format!("{what} has no ONNX export"),
+        "model",
+        format!("layer `{layer}`: {what} has no ONNX export"),
     )
 }
 
@@ -285,8 +285,8 @@ impl GraphBuilder {
         let out_size = conv.output_size(size);
         if out_size.iter().any(|&s| s < 1) {
             return Err(Error::argument(
-                format!("layer {name}"),
-                format!("input {size:?} is too small for this convolution"),
+                "images",
+                format!("input {size:?} is too small for the convolution `{name}`"),
             ));
         }
         Ok(Value {
