@@ -159,49 +159,53 @@ pub fn tradeoff_table(candidates: &[Candidate], iterations: usize) -> Result<Tab
         engines: vec![Engine::TchNoGrad, Engine::Ort],
         ..LatencyConfig::default()
     };
-    let mut rows: Vec<(String, f64, f64, i64, f64, f64, f64, f64)> = Vec::new();
+    let mut rows: Vec<TradeoffRow> = Vec::new();
     for c in candidates {
         let x = c.run.loaders.test.normalized(&(0..64).collect::<Vec<_>>());
         let l = latency::measure(&c.run.model, &x, &one_image)?;
         let p50 = |e| l.get(e, 1).map(|m| m.p50_ms).unwrap_or(f64::NAN);
-        let ckpt_mb = std::fs::metadata(c.run.run.best_checkpoint())
-            .map(|m| m.len())
-            .unwrap_or(0) as f64
-            / 1e6;
-        let onnx_mb = onnx::to_onnx_bytes(&c.run.model)?.len() as f64 / 1e6;
-        rows.push((
-            c.label.clone(),
-            c.test.accuracy,
-            c.test.macro_avg.f1,
-            c.run.meta.num_parameters,
-            ckpt_mb,
-            onnx_mb,
-            p50(Engine::TchNoGrad),
-            p50(Engine::Ort),
-        ));
+        let file = std::fs::metadata(c.run.run.best_checkpoint()).map(|m| m.len());
+        rows.push(TradeoffRow {
+            label: c.label.clone(),
+            accuracy: c.test.accuracy,
+            macro_f1: c.test.macro_avg.f1,
+            params: c.run.meta.num_parameters,
+            checkpoint_mb: file.unwrap_or(0) as f64 / 1e6,
+            onnx_mb: onnx::to_onnx_bytes(&c.run.model)?.len() as f64 / 1e6,
+            tch_ms: p50(Engine::TchNoGrad),
+            ort_ms: p50(Engine::Ort),
+        });
     }
-    let col_f = |name: &str, f: fn(&(String, f64, f64, i64, f64, f64, f64, f64)) -> f64| {
+    let col = |name: &str, f: fn(&TradeoffRow) -> f64| {
         Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
     };
+    let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    let params: Vec<i64> = rows.iter().map(|r| r.params).collect();
     Table::from_columns(
         "Accuracy, size and latency of the candidates",
         vec![
-            Column::new(
-                "model".into(),
-                rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
-            ),
-            col_f("test acc", |r| r.1),
-            col_f("macro-F1", |r| r.2),
-            Column::new(
-                "params".into(),
-                rows.iter().map(|r| r.3).collect::<Vec<_>>(),
-            ),
-            col_f("checkpoint MB", |r| r.4),
-            col_f("ONNX MB", |r| r.5),
-            col_f("tch p50 ms", |r| r.6),
-            col_f("ORT p50 ms", |r| r.7),
+            Column::new("model".into(), labels),
+            col("test acc", |r| r.accuracy),
+            col("macro-F1", |r| r.macro_f1),
+            Column::new("params".into(), params),
+            col("checkpoint MB", |r| r.checkpoint_mb),
+            col("ONNX MB", |r| r.onnx_mb),
+            col("tch p50 ms", |r| r.tch_ms),
+            col("ORT p50 ms", |r| r.ort_ms),
         ],
     )
+}
+
+/// One row of [`tradeoff_table`].
+struct TradeoffRow {
+    label: String,
+    accuracy: f64,
+    macro_f1: f64,
+    params: i64,
+    checkpoint_mb: f64,
+    onnx_mb: f64,
+    tch_ms: f64,
+    ort_ms: f64,
 }
 
 /// What the conclusion's findings are computed from.

@@ -328,7 +328,7 @@ impl Trainer {
 
     fn validation_due(&self, epoch: usize) -> bool {
         self.validate_every > 0
-            && ((epoch + 1) % self.validate_every == 0 || epoch + 1 == self.epochs)
+            && ((epoch + 1).is_multiple_of(self.validate_every) || epoch + 1 == self.epochs)
     }
 
     /// One pass over the epoch's training batches.
