@@ -7,6 +7,7 @@
 //! | `LAB_PROFILE` | budget profile: `smoke`, `default`, `full` | `default` |
 //! | `LAB_RUNS` | folder of run directories (`make test` points it at a temp folder) | `saved_models` |
 //! | `LAB_FRESH` | `1`: retrain every run from scratch (`make check-repro`) | reuse finished runs |
+//! | `LAB_DOWNLOAD` | `1`: fetch a missing official CIFAR archive with curl | never download |
 use crate::config::RunConfig;
 use crate::data::Dataset;
 use crate::profile::Profile;
@@ -22,10 +23,12 @@ pub struct Session {
     pub profile: Profile,
     pub runs_root: PathBuf,
     pub existing: Existing,
+    /// Whether a missing official dataset archive may be downloaded.
+    pub download: bool,
 }
 
 impl Session {
-    /// Reads `LAB_PROFILE`, `LAB_RUNS` and `LAB_FRESH`.
+    /// Reads `LAB_PROFILE`, `LAB_RUNS`, `LAB_FRESH` and `LAB_DOWNLOAD`.
     pub fn from_env() -> Result<Session> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let fresh = var("LAB_FRESH").is_some_and(|v| v == "1");
@@ -37,6 +40,7 @@ impl Session {
             } else {
                 Existing::Auto
             },
+            download: var("LAB_DOWNLOAD").is_some_and(|v| v == "1"),
         })
     }
 

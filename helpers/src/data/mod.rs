@@ -20,6 +20,12 @@ pub use config::{AugmentConfig, Cifar100Labels, DataConfig, DatasetKind};
 /// an official archive ([`cifar::load`]); with `data.dir` left at its default (the
 /// Fashion-MNIST folder), they look in `data/cifar10` / `data/cifar100`.
 pub fn load(cfg: &DataConfig, seed: u64) -> crate::Result<Dataset> {
+    load_with(cfg, seed, false)
+}
+
+/// [`load`], allowed to fetch an official CIFAR archive that is not there
+/// ([`cifar::load_with`]).
+pub fn load_with(cfg: &DataConfig, seed: u64, download: bool) -> crate::Result<Dataset> {
     let cifar_dir = |c: cifar::Cifar| {
         if cfg.dir == std::path::Path::new(fashion_mnist::DEFAULT_DIR) {
             std::path::PathBuf::from(c.default_dir())
@@ -31,11 +37,11 @@ pub fn load(cfg: &DataConfig, seed: u64) -> crate::Result<Dataset> {
         DatasetKind::FashionMnist => fashion_mnist::load(&cfg.dir),
         DatasetKind::Cifar10 => {
             let c = cifar::Cifar::Cifar10;
-            cifar::load(cifar_dir(c), c, cfg.cifar100_labels)
+            cifar::load_with(cifar_dir(c), c, cfg.cifar100_labels, download)
         }
         DatasetKind::Cifar100 => {
             let c = cifar::Cifar::Cifar100;
-            cifar::load(cifar_dir(c), c, cfg.cifar100_labels)
+            cifar::load_with(cifar_dir(c), c, cfg.cifar100_labels, download)
         }
         DatasetKind::ImageFolder => {
             let opts = image_folder::ImageFolderOptions {

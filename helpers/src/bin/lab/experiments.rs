@@ -1,6 +1,6 @@
 //! `lab lr-find`, `lab grid` and `lab ablate`: the experiment tooling of the notebook's
 //! Methodology and Results sections, from the command line.
-use crate::{load_data, Bar};
+use crate::{load_data_for, Bar};
 use anyhow::{Context, Result};
 use clap::Args;
 use helpers::config::RunConfig;
@@ -69,7 +69,7 @@ pub fn lr_find(args: LrFindArgs, session: &Session) -> Result<()> {
     let cfg = session
         .profile
         .apply(RunConfig::from_toml_file(&args.config)?);
-    let data = load_data(&cfg)?;
+    let data = load_data_for(session, &cfg)?;
     let loaders = DataLoaders::new(
         &data,
         &cfg.data,
@@ -119,7 +119,7 @@ pub fn grid(args: GridArgs, session: &Session) -> Result<()> {
         return Ok(());
     }
     let points = session.profile.apply_points(points);
-    let data = load_data(&cfg)?;
+    let data = load_data_for(session, &cfg)?;
     let opts = sweep_options(session, &args.root);
     let runs = run_points(&points, &data, &opts, &mut Bar::default())?;
     println!("{}", grid_table(&runs)?);
@@ -131,7 +131,7 @@ pub fn ablate(args: AblateArgs, session: &Session) -> Result<()> {
     let points = sweep::ablation_points(&cfg, args.seeds)
         .with_context(|| format!("ablations of {}", args.config.display()))?;
     let points = session.profile.apply_points(points);
-    let data = load_data(&cfg)?;
+    let data = load_data_for(session, &cfg)?;
     let opts = sweep_options(session, &args.root);
     let runs = run_points(&points, &data, &opts, &mut Bar::default())?;
     println!("{}", ablation_table(&runs)?);

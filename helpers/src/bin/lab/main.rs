@@ -157,7 +157,7 @@ fn main() -> Result<()> {
 
 fn train_cmd(args: TrainArgs, session: &Session) -> Result<()> {
     let cfg = config_with_overrides(&args, session.profile)?;
-    let data = load_data(&cfg)?;
+    let data = load_data_for(session, &cfg)?;
     let existing = if args.force {
         Existing::Force
     } else if args.resume {
@@ -222,6 +222,17 @@ fn config_with_overrides(args: &TrainArgs, profile: Profile) -> Result<RunConfig
     Ok(cfg)
 }
 
+/// The config's dataset for a command that trains: a missing official archive is
+/// downloaded when the session allows it (`LAB_DOWNLOAD=1`).
+pub(crate) fn load_data_for(session: &Session, cfg: &RunConfig) -> Result<Dataset> {
+    Ok(helpers::data::load_with(
+        &cfg.data,
+        cfg.seed,
+        session.download,
+    )?)
+}
+
+/// The config's dataset, as it is on disk.
 pub(crate) fn load_data(cfg: &RunConfig) -> Result<Dataset> {
     Ok(helpers::data::load(&cfg.data, cfg.seed)?)
 }

@@ -15,8 +15,8 @@
 //!
 //! [`load`] looks in the data folder for an extracted release, else for an official
 //! archive, which it checks against the published size and SHA-256 ([`verify_archive`])
-//! and unpacks safely ([`extract_archive`]). Nothing is downloaded unless `LAB_DOWNLOAD=1`
-//! and a `curl` binary exist.
+//! and unpacks safely ([`extract_archive`]). Nothing is downloaded unless the caller
+//! allows it ([`load_with`]; `lab` does with `LAB_DOWNLOAD=1`) and a `curl` binary exists.
 mod archive;
 mod python;
 mod reading;
@@ -245,10 +245,21 @@ fn layout(cifar: Cifar, release: Release) -> Layout {
 /// extracted into `dir`). The binary release is preferred when both are there.
 /// `labels` chooses CIFAR-100's fine or coarse labels (ignored for CIFAR-10).
 pub fn load(dir: impl AsRef<Path>, cifar: Cifar, labels: Cifar100Labels) -> Result<Dataset> {
+    load_with(dir, cifar, labels, false)
+}
+
+/// [`load`], fetching the official binary archive with `curl` when `dir` holds neither
+/// a release nor an archive and `download` is true.
+pub fn load_with(
+    dir: impl AsRef<Path>,
+    cifar: Cifar,
+    labels: Cifar100Labels,
+    download: bool,
+) -> Result<Dataset> {
     let dir = dir.as_ref();
     let (folder, release) = match find_extracted(dir, cifar) {
         Some(found) => found,
-        None => prepare_from_archive(dir, cifar)?,
+        None => prepare_from_archive(dir, cifar, download)?,
     };
     read_release(&folder, cifar, release, labels)
 }
@@ -269,14 +280,16 @@ fn find_extracted(dir: &Path, cifar: Cifar) -> Option<(PathBuf, Release)> {
 }
 
 /// Checks and extracts an official archive found in `dir` (or downloaded into it).
-fn prepare_from_archive(dir: &Path, cifar: Cifar) -> Result<(PathBuf, Release)> {
+fn prepare_from_archive(dir: &Path, cifar: Cifar, download: bool) -> Result<(PathBuf, Release)> {
     let found = [Release::Binary, Release::Python]
         .into_iter()
         .map(|r| official_archive(cifar, r))
         .find(|a| dir.join(a.file_name).is_file());
     let archive = match found {
         Some(a) => a,
-        None => download_if_allowed(dir, cifar)?.ok_or_else(|| missing_files(dir, cifar))?,
+        None => {
+            download_if_allowed(dir, cifar, download)?.ok_or_else(|| missing_files(dir, cifar))?
+        }
     };
     let path = dir.join(archive.file_name);
     verify_archive(&path, archive.sha256, Some(archive.bytes))?;
@@ -315,10 +328,14 @@ fn missing_files(dir: &Path, cifar: Cifar) -> Error {
     ))
 }
 
-/// Downloads the binary archive with `curl` into `dir` when `LAB_DOWNLOAD=1`; `None`
-/// when downloading is not asked for or no `curl` exists.
-fn download_if_allowed(dir: &Path, cifar: Cifar) -> Result<Option<&'static OfficialArchive>> {
-    if !std::env::var("LAB_DOWNLOAD").is_ok_and(|v| v == "1") {
+/// Downloads the binary archive with `curl` into `dir` when `allowed`; `None` when
+/// downloading is not allowed or no `curl` exists.
+fn download_if_allowed(
+    dir: &Path,
+    cifar: Cifar,
+    allowed: bool,
+) -> Result<Option<&'static OfficialArchive>> {
+    if !allowed {
         return Ok(None);
     }
     let curl = std::process::Command::new("curl")
