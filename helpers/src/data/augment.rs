@@ -271,7 +271,7 @@ impl MixPlan {
         }
     }
 
-    /// λ·CE(logits, y) + (1 − λ)·CE(logits, y[perm]), each with label smoothing.
+    /// λ·CE(logits, y) + (1 − λ)·CE(logits, y\[perm\]), each with label smoothing.
     pub fn loss(&self, logits: &Tensor, y: &Tensor, label_smoothing: f64) -> Tensor {
         let ce = |target: &Tensor| {
             logits.cross_entropy_loss::<Tensor>(

@@ -1,6 +1,6 @@
 //! What every result renders as in the notebook, at the bottom of the crate so that any
 //! module may return one: HTML tables ([`Table`]), Markdown computed from results
-//! ([`Markdown`]), and evcxr's rich-output protocol ([`evcxr_emit`]).
+//! ([`Markdown`]), and evcxr's rich-output protocol (`evcxr_emit`).
 mod table;
 
 pub use table::Table;

@@ -16,7 +16,7 @@ use crate::models::Model;
 use crate::train::{LrFinder, Optimizer, TrainConfig};
 use crate::Result;
 
-/// The LR range test ([`crate::train::lr_find`]) for `model` on `loader`'s training
+/// The LR range test ([`crate::train::lr_find()`]) for `model` on `loader`'s training
 /// batches with `cfg`'s optimiser, label smoothing and clipping, from `start` to `end`
 /// over at most `steps` steps; the model's weights are restored afterwards.
 pub fn lr_find(
