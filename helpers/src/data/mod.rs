@@ -7,6 +7,7 @@ pub mod fashion_mnist;
 pub mod idx;
 pub mod image_folder;
 pub mod loader;
+pub mod mixing;
 pub mod split;
 
 pub use card::DataCard;

@@ -2,7 +2,7 @@
 //! of pixels (or a linear probe's cached embeddings), cross-entropy with label smoothing,
 //! mixup/CutMix as a per-batch strategy, accuracy as the score.
 use super::probe::EmbeddingCache;
-use crate::data::augment::BatchMixer;
+use crate::data::mixing::BatchMixer;
 use crate::data::Loader;
 use crate::evaluate::{predict, predict_embeddings, Predictions};
 use crate::models::Model;
