@@ -91,6 +91,7 @@ impl RunConfig {
 
     /// Checks every value's range; the error names the key and what is allowed.
     pub fn validate(&self) -> Result<()> {
+        validate_run_name(&self.name)?;
         self.train.validate()?;
         self.data.validate()?;
         self.model.validate()
@@ -211,6 +212,23 @@ impl RunConfig {
     }
 }
 
+/// A run name is one folder under the runs root: no separator, not `.` or `..`, so a run
+/// can never be written outside the runs folder.
+fn validate_run_name(name: &str) -> Result<()> {
+    let plain = !name.is_empty()
+        && name != "."
+        && name != ".."
+        && !name.contains(['/', '\\'])
+        && !name.chars().any(char::is_control);
+    if plain {
+        return Ok(());
+    }
+    Err(Error::config(
+        "name",
+        format!("`{name}` is not a plain folder name; use letters, digits, `_`, `-` or `.` (no `/`, not `..`)"),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +283,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("schedule") && e.contains("one_cycle"), "{e}");
+    }
+
+    #[test]
+    fn run_names_that_leave_the_runs_folder_are_refused() {
+        for bad in ["../x", "a/b", "..", ".", "", "a\\b"] {
+            let e = RunConfig::default()
+                .with_name(bad)
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("config key `name`") && e.contains("plain folder name"),
+                "{bad}: {e}"
+            );
+        }
+        assert!(RunConfig::default()
+            .with_name("fashion_cnn-smoke.v2")
+            .validate()
+            .is_ok());
     }
 
     #[test]
