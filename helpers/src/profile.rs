@@ -59,13 +59,21 @@ impl Profile {
         }
     }
 
-    /// Timed calls per engine and batch size of the latency benchmark, and of the
-    /// one-image latency in the conclusion's trade-off table.
-    pub fn latency_iterations(self) -> (usize, usize) {
+    /// Timed calls per engine and batch size of the latency benchmark.
+    pub fn latency_iterations(self) -> usize {
         if self == Profile::Smoke {
-            (20, 10)
+            20
         } else {
-            (100, 50)
+            100
+        }
+    }
+
+    /// Timed calls of the one-image latency in the conclusion's trade-off table.
+    pub fn tradeoff_latency_iterations(self) -> usize {
+        if self == Profile::Smoke {
+            10
+        } else {
+            50
         }
     }
 

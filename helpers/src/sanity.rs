@@ -98,11 +98,8 @@ pub fn gradient_flow(model: &Model, loader: &Loader) -> Result<Check> {
         .next()
         .ok_or_else(|| Error::argument("loader", "empty training split"))?;
     let mut named = model.trainable_named();
-    let mut opt = Optimizer::new(
-        &crate::train::TrainConfig::default(),
-        model.trainable_named(),
-    );
-    gradients_of(&task, batch, &mut opt)?;
+    named.iter_mut().for_each(|(_, t)| t.zero_grad());
+    gradients_of(&task, batch)?;
     let norms: Vec<f64> = named
         .iter()
         .map(|(_, t)| t.grad().norm().double_value(&[]))

@@ -226,8 +226,9 @@ impl Conclusion<'_> {
     /// The trade-off table of the three finalists: the main CNN, the CNN on the transfer
     /// split, the best probe (its size and latency are the baseline's: the same network).
     pub fn tradeoffs(&self, iterations: usize) -> Result<Table> {
-        let best_probe = best_pretrained(self.compared).map_or(&self.baseline.test, |b| &b.test);
-        let probe_name = best_pretrained(self.compared).map_or("", |b| b.name.as_str());
+        let best = best_pretrained(self.compared);
+        let best_probe = best.map_or(&self.baseline.test, |b| &b.test);
+        let probe_name = best.map_or("", |b| b.name.as_str());
         tradeoff_table(
             &[
                 Candidate {
