@@ -143,6 +143,27 @@ impl RunDir {
     }
 }
 
+/// How a task's `fit` treats the runs folder (every track's `fit_with` takes these).
+#[derive(Debug, Clone)]
+pub struct FitOptions {
+    /// Folder holding run directories.
+    pub root: PathBuf,
+    pub existing: Existing,
+    /// Stop (as if killed) after this many epochs in this call; for tests of resuming.
+    pub stop_after_epochs: Option<usize>,
+}
+
+impl Default for FitOptions {
+    /// Runs under `saved_models/`, finished ones reused, unfinished ones resumed.
+    fn default() -> Self {
+        FitOptions {
+            root: PathBuf::from(DEFAULT_RUNS_ROOT),
+            existing: Existing::Auto,
+            stop_after_epochs: None,
+        }
+    }
+}
+
 /// What to do when the run directory already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Existing {
@@ -177,19 +198,41 @@ pub fn decide_start(run: &RunDir, cfg: &RunConfig, existing: Existing) -> Result
         return Ok(Start::Fresh);
     }
     let saved = run.config()?;
-    if saved.hash() != cfg.hash() {
+    let found = Found {
+        differing_keys: if saved.hash() == cfg.hash() {
+            Vec::new()
+        } else {
+            saved.diff(cfg)
+        },
+        finished: run
+            .meta()
+            .map(|m| m.status == Status::Finished)
+            .unwrap_or(false),
+    };
+    decide_on(run, &found, existing)
+}
+
+/// What an existing run directory holds, as [`decide_on`] needs it.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// Config keys whose saved value differs from the requested one (empty: same config).
+    pub differing_keys: Vec<String>,
+    pub finished: bool,
+}
+
+/// [`decide_start`]'s rule for any task's run, given what its directory holds (the
+/// caller handled a missing directory and [`Existing::Force`]).
+pub fn decide_on(run: &RunDir, found: &Found, existing: Existing) -> Result<Start> {
+    if !found.differing_keys.is_empty() {
         return Err(Error::Run {
             path: run.path.clone(),
             reason: format!(
                 "holds a run of another config (differing keys: {}); choose another `name` or pass --force to replace it",
-                saved.diff(cfg).join(", ")
+                found.differing_keys.join(", ")
             ),
         });
     }
-    let finished = run
-        .meta()
-        .map(|m| m.status == Status::Finished)
-        .unwrap_or(false);
+    let finished = found.finished;
     let resumable = run.last_checkpoint().is_file();
     match (existing, finished) {
         (Existing::Auto | Existing::Resume, true) => Ok(Start::Reuse),

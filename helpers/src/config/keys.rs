@@ -79,7 +79,7 @@ pub(super) fn error_key(text: &str, e: &toml::de::Error) -> String {
     }
 }
 
-pub(super) fn flatten(v: &toml::Value, prefix: &str, out: &mut Vec<(String, toml::Value)>) {
+pub(crate) fn flatten(v: &toml::Value, prefix: &str, out: &mut Vec<(String, toml::Value)>) {
     match v.as_table() {
         Some(t) => t.iter().for_each(|(k, v)| {
             flatten(
@@ -96,7 +96,7 @@ pub(super) fn flatten(v: &toml::Value, prefix: &str, out: &mut Vec<(String, toml
     }
 }
 
-pub(super) fn diff_values(a: &toml::Value, b: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+pub(crate) fn diff_values(a: &toml::Value, b: &toml::Value, prefix: &str, out: &mut Vec<String>) {
     match (a.as_table(), b.as_table()) {
         (Some(ta), Some(tb)) => {
             let mut keys: Vec<&String> = ta.keys().chain(tb.keys()).collect();

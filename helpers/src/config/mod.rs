@@ -3,8 +3,9 @@
 //! nearest valid key; out-of-range values name the key and the allowed range.
 mod keys;
 
+use keys::error_key;
 pub(crate) use keys::{check_known_keys, known_keys};
-use keys::{diff_values, error_key, flatten};
+pub(crate) use keys::{diff_values, flatten};
 
 pub use crate::backend::{DeviceChoice, Precision};
 pub use crate::data::config::{AugmentConfig, Cifar100Labels, DataConfig, DatasetKind};
@@ -214,7 +215,7 @@ impl RunConfig {
 
 /// A run name is one folder under the runs root: no separator, not `.` or `..`, so a run
 /// can never be written outside the runs folder.
-fn validate_run_name(name: &str) -> Result<()> {
+pub(crate) fn validate_run_name(name: &str) -> Result<()> {
     let plain = !name.is_empty()
         && name != "."
         && name != ".."

@@ -9,6 +9,7 @@ pub mod image_folder;
 pub mod loader;
 pub mod mixing;
 pub mod split;
+pub mod tabular;
 
 pub use card::DataCard;
 

@@ -3,6 +3,7 @@
 //! formats written by hand (`.npy`, the protobuf wire format).
 mod atomic;
 pub mod checksum;
+pub mod csv;
 pub mod jsonl;
 pub mod npy;
 pub(crate) mod protobuf;

@@ -3,9 +3,11 @@
 //! Charts are drawn with plotters' SVG backend; image grids are SVG with embedded PNGs.
 mod charts;
 mod images;
+mod scatter;
 
 pub use charts::{bars, confusion_heatmap, lines, Series};
 pub use images::{image_grid, png_base64, png_bytes, tile};
+pub use scatter::{scatter, Reference};
 
 use crate::render::evcxr_emit;
 use crate::{Error, Result};

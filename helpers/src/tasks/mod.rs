@@ -8,3 +8,4 @@
 //! the same three pieces as [`image`]: the `Task` implementation, a `fit` that builds it
 //! from a run config, and the run it returns.
 pub mod image;
+pub mod regression;

@@ -107,6 +107,8 @@ pub struct TensorBoard {
     pub hparams: Vec<(String, HParam)>,
     /// Images logged at step 0 of a fresh run (e.g. one batch as the model sees it).
     pub start_images: Vec<(String, Tensor)>,
+    /// Tag prefix of the task's score (`accuracy`; regression's `neg_rmse`).
+    pub score_name: &'static str,
     writer: Option<EventWriter>,
 }
 
@@ -120,8 +122,15 @@ impl TensorBoard {
             dir,
             hparams,
             start_images,
+            score_name: "accuracy",
             writer: None,
         }
+    }
+
+    /// Logs the task's score under `name/train` and `name/val`.
+    pub fn with_score_name(mut self, name: &'static str) -> Self {
+        self.score_name = name;
+        self
     }
 }
 
@@ -140,7 +149,7 @@ impl Callback for TensorBoard {
 
     fn on_epoch_end(&mut self, end: &EpochEnd) -> Result<Signal> {
         if let Some(tb) = self.writer.as_mut() {
-            log_epoch(tb, end.record)?;
+            log_epoch(tb, end.record, self.score_name)?;
         }
         Ok(Signal::Continue)
     }
@@ -161,17 +170,17 @@ impl Callback for TensorBoard {
 }
 
 /// The epoch's scalars (step = epoch number).
-fn log_epoch(tb: &mut EventWriter, r: &EpochRecord) -> Result<()> {
+fn log_epoch(tb: &mut EventWriter, r: &EpochRecord, score: &str) -> Result<()> {
     let step = r.epoch as i64;
     for (tag, value) in [
-        ("loss/train", r.train_loss),
-        ("loss/val", r.val_loss),
-        ("accuracy/train", r.train_accuracy),
-        ("accuracy/val", r.val_accuracy),
-        ("lr", r.lr),
-        ("images_per_sec", r.images_per_sec),
+        ("loss/train".to_string(), r.train_loss),
+        ("loss/val".to_string(), r.val_loss),
+        (format!("{score}/train"), r.train_accuracy),
+        (format!("{score}/val"), r.val_accuracy),
+        ("lr".to_string(), r.lr),
+        ("images_per_sec".to_string(), r.images_per_sec),
     ] {
-        tb.scalar(tag, step, value)?;
+        tb.scalar(&tag, step, value)?;
     }
     tb.flush()
 }

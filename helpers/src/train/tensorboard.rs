@@ -153,6 +153,19 @@ pub enum HParam {
     Bool(bool),
 }
 
+impl HParam {
+    /// A config value as a hyper-parameter (arrays and tables as their TOML text).
+    pub fn from_toml(v: toml::Value) -> HParam {
+        match v {
+            toml::Value::Float(x) => HParam::Number(x),
+            toml::Value::Integer(i) => HParam::Number(i as f64),
+            toml::Value::Boolean(b) => HParam::Bool(b),
+            toml::Value::String(s) => HParam::Text(s),
+            other => HParam::Text(other.to_string()),
+        }
+    }
+}
+
 fn wall_time() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

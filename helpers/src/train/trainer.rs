@@ -79,7 +79,7 @@ pub trait Task {
 pub struct LoopState {
     pub epochs_done: usize,
     pub global_step: usize,
-    /// Best validation score so far (−1 before the first validation).
+    /// Best validation score so far (−1, and `best_epoch` 0, before the first validation).
     pub best_val_accuracy: f64,
     pub best_epoch: usize,
     pub epochs_since_best: usize,
@@ -300,8 +300,8 @@ impl Trainer {
             .flatten();
         let record = EpochRecord {
             epoch: epoch + 1,
-            train_loss: pass.loss,
-            train_accuracy: pass.score,
+            train_loss: pass.mean_loss(),
+            train_accuracy: pass.mean_score(),
             val_loss: val.map_or(f64::NAN, |v| v.loss),
             val_accuracy: val.map_or(f64::NAN, |v| v.score),
             lr: pass.lr,
@@ -376,8 +376,8 @@ impl Trainer {
                 batch_loss: loss,
                 batch_examples: out.examples,
                 lr: pass.lr,
-                loss: pass.loss_sum / pass.examples as f64,
-                accuracy: pass.score_sum / pass.examples as f64,
+                loss: pass.mean_loss(),
+                accuracy: pass.mean_score(),
                 images_per_sec: pass.examples as f64 / started.elapsed().as_secs_f64(),
             };
             let signal = notify_step(callbacks, &info);
@@ -386,7 +386,6 @@ impl Trainer {
                 return Ok(pass);
             }
         }
-        pass.finish();
         Ok(pass)
     }
 
@@ -417,9 +416,9 @@ impl Trainer {
 }
 
 /// Gradients of one batch's training loss, without an optimiser step (for the
-/// gradient-flow sanity check): zeroes them first, leaves them in the tensors.
-pub fn gradients_of<T: Task>(task: &T, batch: T::Batch, opt: &mut Optimizer) -> Result<f64> {
-    opt.zero_grad();
+/// gradient-flow sanity check): added to the tensors' gradients, which the caller
+/// zeroes before and reads after. Returns the loss.
+pub fn gradients_of<T: Task>(task: &T, batch: T::Batch) -> Result<f64> {
     let out = task.training_step(batch)?;
     out.loss.backward();
     Ok(out.loss.double_value(&[]))
@@ -442,7 +441,10 @@ fn record_epoch(state: &mut LoopState, record: &EpochRecord) -> bool {
     state.train_seconds += record.seconds;
     state.history.epochs.push(record.clone());
     state.schedule.on_epoch_end(record.val_loss);
-    let improved = record.val_accuracy > state.best_val_accuracy;
+    // Scores may be negative (regression's −RMSE): the first validated epoch is always
+    // the best so far, whatever the initial −1 says.
+    let improved = record.val_accuracy.is_finite()
+        && (state.best_epoch == 0 || record.val_accuracy > state.best_val_accuracy);
     if improved {
         state.best_val_accuracy = record.val_accuracy;
         state.best_epoch = record.epoch;
@@ -453,16 +455,14 @@ fn record_epoch(state: &mut LoopState, record: &EpochRecord) -> bool {
     improved
 }
 
-/// Sums over one pass; means once it is done.
+/// Sums over one pass (so far).
 #[derive(Debug, Default)]
 struct Pass {
     loss_sum: f64,
     score_sum: f64,
     examples: usize,
+    /// LR of the last step.
     lr: f64,
-    /// Means, set by [`Pass::finish`].
-    loss: f64,
-    score: f64,
     /// Ended mid-epoch (step limit, a callback, a tolerated non-finite loss).
     stopped: bool,
 }
@@ -474,8 +474,13 @@ impl Pass {
         self.examples += out.examples;
     }
 
-    fn finish(&mut self) {
-        self.loss = self.loss_sum / self.examples.max(1) as f64;
-        self.score = self.score_sum / self.examples.max(1) as f64;
+    /// Mean loss per example.
+    fn mean_loss(&self) -> f64 {
+        self.loss_sum / self.examples.max(1) as f64
+    }
+
+    /// Mean training score per example.
+    fn mean_score(&self) -> f64 {
+        self.score_sum / self.examples.max(1) as f64
     }
 }

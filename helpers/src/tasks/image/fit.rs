@@ -7,10 +7,10 @@ use super::task::{Batches, Held, ImageClassification, Mixing};
 use super::TrainedRun;
 use crate::backend::{versions, Precision};
 use crate::config::RunConfig;
-use crate::data::{DataLoaders, Dataset, Split};
+use crate::data::{DataLoaders, Dataset, Loader, Split};
 use crate::metrics::Metrics;
 use crate::models::{self, Model};
-use crate::run::{decide_start, Existing, Meta, RunDir, Start, Status, DEFAULT_RUNS_ROOT};
+use crate::run::{decide_start, Meta, RunDir, Start, Status};
 use crate::train::callbacks::{
     self, BestCheckpoint, EarlyStopping, LastCheckpoint, ReportProgress, TensorBoard,
 };
@@ -20,29 +20,10 @@ use crate::train::{
     Signal, Trainer,
 };
 use crate::{Error, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tch::Tensor;
 
-/// Options of [`fit_with`].
-#[derive(Debug, Clone)]
-pub struct FitOptions {
-    /// Folder holding run directories.
-    pub root: PathBuf,
-    pub existing: Existing,
-    /// Stop (as if killed) after this many epochs in this call; for tests of resuming.
-    pub stop_after_epochs: Option<usize>,
-}
-
-impl Default for FitOptions {
-    /// Runs under `saved_models/`, finished ones reused, unfinished ones resumed.
-    fn default() -> Self {
-        FitOptions {
-            root: PathBuf::from(DEFAULT_RUNS_ROOT),
-            existing: Existing::Auto,
-            stop_after_epochs: None,
-        }
-    }
-}
+pub use crate::run::FitOptions;
 
 /// Trains `cfg` on `data` into `saved_models/<name>/`, printing a line per epoch; reuses
 /// the run when it already finished with the same config.
@@ -185,20 +166,28 @@ struct Training<'a> {
 impl Training<'_> {
     /// The image task over this session's loaders (or the probe's embeddings).
     fn task(&self) -> ImageClassification<'_> {
-        let (train, val) = (&self.loaders.train, &self.loaders.val);
-        let (batches, held) = match self.cache {
-            Some(c) => (Batches::Embeddings(train, c), Held::Embeddings(val, &c.val)),
-            None => (Batches::Pixels(train), Held::Pixels(val)),
+        let train = &self.loaders.train;
+        let batches = match self.cache {
+            Some(c) => Batches::Embeddings(train, c),
+            None => Batches::Pixels(train),
         };
         let t = &self.cfg.train;
         ImageClassification::new(self.model, batches)
-            .with_validation(held)
+            .with_validation(self.held(&self.loaders.val, |c| &c.val))
             .with_label_smoothing(t.label_smoothing)
             .with_mixing(Mixing {
                 mixup_alpha: t.mixup_alpha,
                 cutmix_alpha: t.cutmix_alpha,
                 seed: self.cfg.seed,
             })
+    }
+
+    /// Held-out data of `loader`: its pixels, or the probe's cached embeddings of it.
+    fn held<'b>(&'b self, loader: &'b Loader, cached: fn(&EmbeddingCache) -> &Tensor) -> Held<'b> {
+        match self.cache {
+            Some(c) => Held::Embeddings(loader, cached(c)),
+            None => Held::Pixels(loader),
+        }
     }
 
     /// The loop with the run's callbacks: best checkpoint (restored at the end), early
@@ -224,7 +213,12 @@ impl Training<'_> {
         let mut early = EarlyStopping {
             patience: t.early_stopping_patience,
         };
-        let mut tb = TensorBoard::new(self.run.file("logs"), self.hparams(), self.start_images());
+        // What TensorBoard shows before the first step; a resumed run logged it already.
+        let start_images = match state.epochs_done {
+            0 => self.start_images(),
+            _ => Vec::new(),
+        };
+        let mut tb = TensorBoard::new(self.run.file("logs"), self.hparams(), start_images);
         let mut last = LastCheckpoint {
             path: self.run.last_checkpoint(),
         };
@@ -243,15 +237,8 @@ impl Training<'_> {
 
     /// Every config key, as TensorBoard's hyper-parameters.
     fn hparams(&self) -> Vec<(String, HParam)> {
-        let value = |v: toml::Value| match v {
-            toml::Value::Float(x) => HParam::Number(x),
-            toml::Value::Integer(i) => HParam::Number(i as f64),
-            toml::Value::Boolean(b) => HParam::Bool(b),
-            toml::Value::String(s) => HParam::Text(s),
-            other => HParam::Text(other.to_string()),
-        };
         let values = self.cfg.flat_values().into_iter();
-        values.map(|(k, v)| (k, value(v))).collect()
+        values.map(|(k, v)| (k, HParam::from_toml(v))).collect()
     }
 
     /// One training batch as the model sees it (16 images, tiled), for TensorBoard.
@@ -288,12 +275,8 @@ impl Training<'_> {
 
     /// Evaluates the restored best weights on the test set, writes the report files.
     fn finish(self, state: &LoopState, data: &Dataset) -> Result<TrainedRun> {
-        let task = self.task();
-        let test_held = match self.cache {
-            Some(c) => Held::Embeddings(&self.loaders.test, &c.test),
-            None => Held::Pixels(&self.loaders.test),
-        };
-        let test = task.predict_held(&test_held).metrics(&data.classes);
+        let test_held = self.held(&self.loaders.test, |c| &c.test);
+        let test = self.task().predict_held(&test_held).metrics(&data.classes);
         self.run.write_metrics(&test)?;
         let mut meta = self.meta(state, Status::Finished);
         meta.test_accuracy = Some(test.accuracy);

@@ -1,0 +1,338 @@
+//! [`fit`]: a regression config trained end to end into its run directory, on the one
+//! training loop with the shared callbacks (best checkpoint restored at the end, early
+//! stopping, TensorBoard, last checkpoint for resuming, run files, progress), then the
+//! best weights evaluated on the test rows in the target's units.
+//!
+//! ```text
+//! regression.toml              the config
+//! data.json                    data fingerprint, inputs, outputs, target transform
+//! split.json                   train/val/test row indices (a reference tool scores the same rows)
+//! preprocess.json              the train-fitted feature transforms (tables)
+//! model_checkpoint.safetensors best weights (by validation RMSE)
+//! last_checkpoint.safetensors  weights + optimiser + loop state, for resuming
+//! meta.json · history.csv · metrics.json · logs/ (TensorBoard)
+//! ```
+use super::config::RegressionConfig;
+use super::data::Prepared;
+use super::evaluate::Evaluation;
+use super::metrics::RegressionMetrics;
+use super::model::Net;
+use super::task::Regression;
+use crate::backend::{versions, Versions};
+use crate::io::tensors as checkpoint;
+use crate::io::{read_json, write_json, write_text_atomic};
+use crate::run::{decide_on, Existing, FitOptions, Found, RunDir, Start, Status};
+use crate::train::callbacks::{
+    self, BestCheckpoint, EarlyStopping, LastCheckpoint, ReportProgress, TensorBoard,
+};
+use crate::train::tensorboard::HParam;
+use crate::train::{
+    Callback, EpochEnd, History, LoopState, Optimizer, Outcome, Progress, Schedule, Signal, Trainer,
+};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// `meta.json` of a regression run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegressionMeta {
+    pub status: Status,
+    pub epochs_done: usize,
+    pub best_epoch: usize,
+    /// Best validation RMSE, in standardised units (averaged over outputs).
+    pub best_val_rmse: Option<f64>,
+    pub stopped_early: bool,
+    pub seed: u64,
+    pub data_fingerprint: String,
+    pub num_parameters: i64,
+    pub train_seconds: f64,
+    /// Test metrics per output, in the target's units.
+    pub test: Option<Vec<RegressionMetrics>>,
+    pub message: Option<String>,
+    pub versions: Versions,
+}
+
+/// A trained (or reused) regression run.
+#[derive(Debug)]
+pub struct TrainedRegression {
+    pub run: RunDir,
+    pub config: RegressionConfig,
+    pub net: Net,
+    pub history: History,
+    pub meta: RegressionMeta,
+    /// The best weights on the test rows.
+    pub test: Evaluation,
+    pub reused: bool,
+}
+
+const CONFIG_FILE: &str = "regression.toml";
+
+/// Trains `cfg` on `data` under `opts.root` (reusing a finished run of the same config
+/// and data, resuming an unfinished one).
+pub fn fit(
+    cfg: &RegressionConfig,
+    data: &Prepared,
+    opts: &FitOptions,
+    progress: &mut dyn Progress,
+) -> Result<TrainedRegression> {
+    cfg.validate()?;
+    if cfg.threads > 0 {
+        tch::set_num_threads(cfg.threads as i32);
+    }
+    let run = RunDir::at(opts.root.join(&cfg.name));
+    let start = decide(&run, cfg, data, opts.existing)?;
+    tch::manual_seed(cfg.seed as i64);
+    let net = Net::new(
+        &cfg.net,
+        data.input,
+        data.num_outputs() as i64,
+        tch::Device::Cpu,
+    )?;
+    if start == Start::Reuse {
+        progress.on_message(&format!(
+            "{}: finished run with the same config and data found; reusing it",
+            run.path.display()
+        ));
+        return reuse(run, cfg, net, data, progress);
+    }
+    let mut opt = Optimizer::new(&cfg.train, net.trainable());
+    let steps = Regression::steps_for(data.train.len(), cfg.train.batch_size);
+    let mut state = match start {
+        Start::Resume => {
+            let state = callbacks::resume(&run.last_checkpoint(), &net.weights(), &mut opt)?;
+            progress.on_message(&format!(
+                "{}: resuming after epoch {}",
+                run.path.display(),
+                state.epochs_done
+            ));
+            state
+        }
+        _ => {
+            write_run_files(&run, cfg, data)?;
+            LoopState::new(
+                Schedule::new(&cfg.train, steps),
+                crate::backend::Precision::Fp32,
+            )
+        }
+    };
+    let session = Session {
+        cfg,
+        run: &run,
+        net: &net,
+        data,
+    };
+    let outcome = session.train(opts, &mut opt, &mut state, progress)?;
+    if outcome == Outcome::Paused {
+        return Err(Error::Run {
+            path: run.path.clone(),
+            reason: format!(
+                "paused after epoch {} on request; fit again to resume",
+                state.epochs_done
+            ),
+        });
+    }
+    let test = Evaluation::of(&net, &data.test, data, cfg.train.eval_batch_size);
+    let mut meta = session.meta(&state, Status::Finished);
+    meta.test = Some(test.metrics.clone());
+    write_json(&run.file("metrics.json"), &test.metrics)?;
+    write_json(&run.file("meta.json"), &meta)?;
+    Ok(TrainedRegression {
+        run,
+        config: cfg.clone(),
+        net,
+        history: state.history,
+        meta,
+        test,
+        reused: false,
+    })
+}
+
+/// Fresh, resume or reuse, by the shared rule ([`decide_on`]); a different data
+/// fingerprint counts as a differing key.
+fn decide(
+    run: &RunDir,
+    cfg: &RegressionConfig,
+    data: &Prepared,
+    existing: Existing,
+) -> Result<Start> {
+    let config = run.file(CONFIG_FILE);
+    if !config.is_file() {
+        return Ok(Start::Fresh);
+    }
+    if existing == Existing::Force {
+        run.wipe()?;
+        return Ok(Start::Fresh);
+    }
+    let saved = RegressionConfig::from_toml_file(&config)?;
+    let mut differing_keys = saved.diff(cfg);
+    let meta: Option<RegressionMeta> = read_json(&run.file("meta.json")).ok();
+    if meta
+        .as_ref()
+        .is_some_and(|m| m.data_fingerprint != data.fingerprint)
+    {
+        differing_keys.push("data (file, split or preprocessing)".into());
+    }
+    let finished = meta.is_some_and(|m| m.status == Status::Finished);
+    decide_on(
+        run,
+        &Found {
+            differing_keys,
+            finished,
+        },
+        existing,
+    )
+}
+
+fn write_run_files(run: &RunDir, cfg: &RegressionConfig, data: &Prepared) -> Result<()> {
+    std::fs::create_dir_all(&run.path).map_err(|e| Error::io(&run.path, e))?;
+    write_text_atomic(&run.file(CONFIG_FILE), &cfg.to_toml())?;
+    let about = serde_json::json!({
+        "data": data.name,
+        "fingerprint": data.fingerprint,
+        "inputs": data.feature_names,
+        "input_shape": data.input,
+        "outputs": data.outputs,
+        "target_transforms": data.targets,
+    });
+    write_json(&run.file("data.json"), &about)?;
+    data.split.save(&run.file("split.json"))?;
+    if let Some((pre, _)) = &data.tabular {
+        write_json(&run.file("preprocess.json"), pre)?;
+    }
+    Ok(())
+}
+
+/// A finished run's best weights, evaluated again on `data`'s test rows.
+fn reuse(
+    run: RunDir,
+    cfg: &RegressionConfig,
+    net: Net,
+    data: &Prepared,
+    progress: &mut dyn Progress,
+) -> Result<TrainedRegression> {
+    checkpoint::load_named(&net.weights(), &run.best_checkpoint())?;
+    let history = run.history()?;
+    for record in &history.epochs {
+        progress.on_epoch(record, cfg.train.epochs);
+    }
+    let meta: RegressionMeta = read_json(&run.file("meta.json"))?;
+    let test = Evaluation::of(&net, &data.test, data, cfg.train.eval_batch_size);
+    Ok(TrainedRegression {
+        run,
+        config: cfg.clone(),
+        net,
+        history,
+        meta,
+        test,
+        reused: true,
+    })
+}
+
+/// Borrowed pieces of one training call.
+struct Session<'a> {
+    cfg: &'a RegressionConfig,
+    run: &'a RunDir,
+    net: &'a Net,
+    data: &'a Prepared,
+}
+
+impl Session<'_> {
+    fn task(&self) -> Regression<'_> {
+        let t = &self.cfg.train;
+        Regression {
+            net: self.net,
+            train: &self.data.train,
+            val: Some(&self.data.val),
+            loss: self.cfg.loss,
+            batch_size: t.batch_size,
+            eval_batch_size: t.eval_batch_size,
+            seed: self.cfg.seed,
+        }
+    }
+
+    fn train(
+        &self,
+        opts: &FitOptions,
+        opt: &mut Optimizer,
+        state: &mut LoopState,
+        progress: &mut dyn Progress,
+    ) -> Result<Outcome> {
+        let t = &self.cfg.train;
+        let mut trainer = Trainer::new(t.epochs);
+        trainer.grad_clip = t.grad_clip;
+        trainer.reseed = Some(self.cfg.seed);
+        trainer.stop_after_epochs = opts.stop_after_epochs;
+        let mut best = BestCheckpoint {
+            path: self.run.best_checkpoint(),
+            restore_into: Some(self.net.weights()),
+        };
+        let mut early = EarlyStopping {
+            patience: t.early_stopping_patience,
+        };
+        let mut tb = TensorBoard::new(self.run.file("logs"), self.hparams(), Vec::new())
+            .with_score_name("neg_rmse");
+        let mut last = LastCheckpoint {
+            path: self.run.last_checkpoint(),
+        };
+        let mut files = RunFiles { session: self };
+        let mut report = ReportProgress(progress);
+        let callbacks: &mut [&mut dyn Callback] = &mut [
+            &mut best,
+            &mut early,
+            &mut tb,
+            &mut last,
+            &mut files,
+            &mut report,
+        ];
+        trainer.run(&self.task(), opt, state, callbacks)
+    }
+
+    fn hparams(&self) -> Vec<(String, HParam)> {
+        self.cfg
+            .flat_values()
+            .into_iter()
+            .map(|(k, v)| (k, HParam::from_toml(v)))
+            .collect()
+    }
+
+    fn meta(&self, state: &LoopState, status: Status) -> RegressionMeta {
+        RegressionMeta {
+            status,
+            epochs_done: state.epochs_done,
+            best_epoch: state.best_epoch,
+            best_val_rmse: (state.best_epoch > 0).then(|| -state.best_val_accuracy),
+            stopped_early: state.stopped_early,
+            seed: self.cfg.seed,
+            data_fingerprint: self.data.fingerprint.clone(),
+            num_parameters: self.net.num_parameters(),
+            train_seconds: state.train_seconds,
+            test: None,
+            message: None,
+            versions: versions(),
+        }
+    }
+}
+
+/// `history.csv` and `meta.json` after every epoch; a failed run's meta says why.
+struct RunFiles<'a> {
+    session: &'a Session<'a>,
+}
+
+impl Callback for RunFiles<'_> {
+    fn on_epoch_end(&mut self, end: &EpochEnd) -> Result<Signal> {
+        let s = self.session;
+        end.state.history.save_csv(&s.run.file("history.csv"))?;
+        write_json(
+            &s.run.file("meta.json"),
+            &s.meta(end.state, Status::Running),
+        )?;
+        Ok(Signal::Continue)
+    }
+
+    fn on_failure(&mut self, state: &crate::train::LoopState, error: &Error) {
+        let s = self.session;
+        let mut meta = s.meta(state, Status::Failed);
+        meta.message = Some(error.to_string());
+        let _ = write_json(&s.run.file("meta.json"), &meta);
+        let _ = state.history.save_csv(&s.run.file("history.csv"));
+    }
+}

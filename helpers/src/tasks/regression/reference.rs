@@ -1,0 +1,86 @@
+//! The scikit-learn reference on a tabular run's identical split: RidgeCV and
+//! HistGradientBoostingRegressor (`scripts/sklearn_reference.py`, run by the setup venv's
+//! Python), so a notebook puts the neural model beside the tool a user would pick instead.
+use super::fit::TrainedRegression;
+use super::metrics::RegressionMetrics;
+use crate::data::tabular::TabularSet;
+use crate::io::venv::venv_dir;
+use crate::{Error, Result};
+use serde::Deserialize;
+use std::path::Path;
+
+/// One reference model's test result and fit time.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReferenceResult {
+    pub name: String,
+    pub fit_seconds: f64,
+    pub rmse: f64,
+    pub mae: f64,
+    pub r2: f64,
+    pub n: usize,
+}
+
+impl ReferenceResult {
+    pub fn metrics(&self) -> RegressionMetrics {
+        RegressionMetrics {
+            mse: self.rmse * self.rmse,
+            rmse: self.rmse,
+            mae: self.mae,
+            r2: self.r2,
+            n: self.n,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Reference {
+    /// scikit-learn's version.
+    pub sklearn: String,
+    pub models: Vec<ReferenceResult>,
+}
+
+/// Fits the references on `run`'s training rows of `set` and scores its test rows;
+/// `quick` caps boosting at 50 iterations (smoke runs). `scripts` is the repository's
+/// `scripts/` folder.
+pub fn scikit_learn(
+    run: &TrainedRegression,
+    set: &TabularSet,
+    scripts: &Path,
+    quick: bool,
+) -> Result<Reference> {
+    let script = scripts.join("sklearn_reference.py");
+    let python = venv_dir().join("bin/python");
+    let mut cmd = std::process::Command::new(&python);
+    cmd.arg(&script)
+        .arg(&set.frame.source)
+        .arg(run.run.file("split.json"))
+        .arg(&set.target);
+    let categorical: Vec<&str> = set
+        .feature_names()
+        .into_iter()
+        .filter(|n| {
+            matches!(
+                set.frame.column(n),
+                Ok(crate::data::tabular::Column::Categorical(_))
+            )
+        })
+        .collect();
+    if !categorical.is_empty() {
+        cmd.arg("--categorical").args(&categorical);
+    }
+    if quick {
+        cmd.arg("--quick");
+    }
+    let out = cmd.output().map_err(|e| {
+        Error::io(&python, e)
+            .with_hint("run scripts/setup (it installs the venv with scikit-learn)")
+    })?;
+    if !out.status.success() {
+        return Err(Error::data(
+            &script,
+            format!("failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        ));
+    }
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| Error::data(&script, format!("unexpected output: {e}")))
+}

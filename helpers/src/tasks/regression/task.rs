@@ -1,0 +1,111 @@
+//! [`Regression`]: the regression track as a [`Task`] of the training loop — shuffled
+//! mini-batches of rows (or windows), MSE or Huber loss in standardised target units,
+//! −squared error as the training score and −RMSE on validation as the one that picks
+//! the best epoch.
+use super::data::Arrays;
+use super::model::Net;
+use crate::rng::Rng;
+use crate::train::{StepOutput, Task, Validation};
+use crate::Result;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Reduction, Tensor};
+
+/// The training loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Loss {
+    Mse,
+    /// Huber with δ = 1 (standardised units): squared near 0, linear for outliers.
+    Huber,
+}
+
+/// Regression of `net` on `train`, validated on `val`.
+pub struct Regression<'a> {
+    pub net: &'a Net,
+    pub train: &'a Arrays,
+    pub val: Option<&'a Arrays>,
+    pub loss: Loss,
+    pub batch_size: usize,
+    pub eval_batch_size: usize,
+    /// Seeds the per-epoch shuffle.
+    pub seed: u64,
+}
+
+impl Regression<'_> {
+    /// Batches per epoch of `rows` training rows (a last batch of one row is dropped).
+    pub fn steps_for(rows: usize, batch_size: usize) -> usize {
+        rows / batch_size + usize::from(rows % batch_size > 1)
+    }
+
+    fn loss_of(&self, predicted: &Tensor, y: &Tensor) -> Tensor {
+        match self.loss {
+            Loss::Mse => predicted.mse_loss(y, Reduction::Mean),
+            Loss::Huber => predicted.huber_loss(y, Reduction::Mean, 1.0),
+        }
+    }
+}
+
+/// Row order of `epoch`: a permutation fixed by (seed, epoch), so a resumed run replays it.
+pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<i64> {
+    let mut order: Vec<i64> = (0..n as i64).collect();
+    Rng::new(seed, 0x5E55 + epoch as u64).shuffle(&mut order);
+    order
+}
+
+impl Task for Regression<'_> {
+    type Batch = (Tensor, Tensor);
+
+    /// Shuffled batches; a last batch of one row is dropped (batch norm needs two).
+    fn train_batches(&self, epoch: usize) -> Box<dyn Iterator<Item = (Tensor, Tensor)> + '_> {
+        let order = epoch_order(self.train.len(), self.seed, epoch);
+        let chunks: Vec<Vec<i64>> = order
+            .chunks(self.batch_size)
+            .filter(|c| c.len() > 1)
+            .map(<[i64]>::to_vec)
+            .collect();
+        let device = self.net.device();
+        Box::new(chunks.into_iter().map(move |idx| {
+            let idx = Tensor::from_slice(&idx).to_device(device);
+            (
+                self.train.x.index_select(0, &idx),
+                self.train.y.index_select(0, &idx),
+            )
+        }))
+    }
+
+    fn steps_per_epoch(&self) -> usize {
+        Regression::steps_for(self.train.len(), self.batch_size)
+    }
+
+    fn training_step(&self, (x, y): (Tensor, Tensor)) -> Result<StepOutput> {
+        let predicted = self.net.forward_t(&x, true);
+        let loss = self.loss_of(&predicted, &y);
+        let squared = (&predicted - &y).square().mean_dim(-1, false, Kind::Float);
+        Ok(StepOutput {
+            loss,
+            examples: y.size()[0] as usize,
+            score: -squared.sum(Kind::Double).double_value(&[]),
+        })
+    }
+
+    fn validate(&self) -> Option<Validation> {
+        let val = self.val?;
+        let predicted = self.net.predict(&val.x, self.eval_batch_size);
+        let mse = (&predicted - &val.y)
+            .square()
+            .mean(Kind::Double)
+            .double_value(&[]);
+        Some(Validation {
+            loss: self.loss_of(&predicted, &val.y).double_value(&[]),
+            score: -mse.sqrt(),
+        })
+    }
+
+    fn weights(&self) -> Vec<(String, Tensor)> {
+        self.net.weights()
+    }
+
+    fn device(&self) -> Device {
+        self.net.device()
+    }
+}
