@@ -147,7 +147,7 @@ mod tests {
         assert!(e.contains("not a plain folder name"), "{e}");
         assert_eq!(
             c.diff(&c.variant("y", |c| c.net.dropout = 0.3)),
-            ["net.dropout"]
+            ["net.dropout: 0.1 → 0.3"]
         );
     }
 }
