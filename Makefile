@@ -1,4 +1,4 @@
-# make report   restart-and-run-all notebook.ipynb in place, then report.html
+# make report   restart-and-run-all notebook.ipynb in place, then report.html (and notebooks/regression.ipynb → .html)
 #               (REPORT_CODE=--hide-code: code collapsed behind a button; --no-code: left out)
 # make test     cargo tests, then the notebook headless on the smoke profile
 # make lab      JupyterLab with the Rust (helpers) kernel
@@ -11,6 +11,8 @@ VENV := $(shell $(ENV) && echo $$LAB_VENV)
 PY := $(VENV)/bin/python
 NOTEBOOK_TIMEOUT ?= 3600
 REPORT_CODE ?=
+# The regression track's notebook (tabular and time series), run beside the main one.
+REGRESSION := notebooks/regression.ipynb
 # glibc keeps freed memory instead of returning it to the OS and faulting it back in
 # every training step: measurably faster tch training on CPU (see environment.md).
 export MALLOC_MMAP_THRESHOLD_ := 268435456
@@ -31,12 +33,19 @@ test: setup
 	  LAB_PROFILE=smoke LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py notebook.ipynb $$tmp/notebook.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
 	  $(PY) scripts/build_report.py $$tmp/notebook.ipynb $$tmp/report.html --hide-code && \
 	  $(PY) scripts/check_notebook.py $$tmp/notebook.ipynb --min-svg 12 --min-html 17 --html $$tmp/report.html && \
-	  $(PY) scripts/check_report_render.py $$tmp/report.html $$tmp/report.png && rm -rf $$tmp
+	  $(PY) scripts/check_report_render.py $$tmp/report.html $$tmp/report.png && \
+	  LAB_PROFILE=smoke LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py $(REGRESSION) $$tmp/regression.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
+	  $(PY) scripts/build_report.py $$tmp/regression.ipynb $$tmp/regression.html --hide-code && \
+	  $(PY) scripts/check_notebook.py $$tmp/regression.ipynb --min-svg 5 --min-html 13 --html $$tmp/regression.html && \
+	  rm -rf $$tmp
 
 report: setup
 	$(PY) scripts/run_notebook.py notebook.ipynb notebook.ipynb --timeout $(NOTEBOOK_TIMEOUT)
 	$(PY) scripts/build_report.py notebook.ipynb report.html $(REPORT_CODE)
 	$(PY) scripts/check_notebook.py notebook.ipynb --min-svg 12 --min-html 17 --html report.html
+	$(PY) scripts/run_notebook.py $(REGRESSION) $(REGRESSION) --timeout $(NOTEBOOK_TIMEOUT)
+	$(PY) scripts/build_report.py $(REGRESSION) notebooks/regression.html $(REPORT_CODE)
+	$(PY) scripts/check_notebook.py $(REGRESSION) --min-svg 5 --min-html 13 --html notebooks/regression.html
 
 # Retrains every run from scratch in a temp folder and compares every output with the
 # committed notebook (timings ignored): restart-and-run-all must reproduce the report.

@@ -3,8 +3,9 @@
 
 usage: run_notebook.py IN.ipynb OUT.ipynb [--timeout SECONDS]
 
-The kernel starts in the repository root, so `:dep helpers = { path = "helpers" }`
-resolves whichever folder OUT is written to. OUT is written atomically; a failing cell
+The kernel starts in IN's folder, as JupyterLab starts it, so the notebook's relative
+paths (`:dep helpers = { path = "helpers" }` at the root, `"../helpers"` in notebooks/)
+resolve whichever folder OUT is written to. OUT is written atomically; a failing cell
 stops the run with the cell's error and leaves OUT untouched.
 """
 import argparse
@@ -18,7 +19,6 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 KERNEL = os.environ.get("KERNEL_NAME", "rust-helpers")
-REPO = Path(__file__).resolve().parent.parent
 
 
 def main() -> int:
@@ -33,7 +33,7 @@ def main() -> int:
         nb,
         kernel_name=KERNEL,
         timeout=args.timeout,
-        resources={"metadata": {"path": str(REPO)}},
+        resources={"metadata": {"path": str(Path(args.src).resolve().parent)}},
     )
     started = time.time()
     try:

@@ -58,6 +58,11 @@ pub mod prelude {
     pub use crate::run::RunDir;
     pub use crate::session::Session;
     pub use crate::tasks::image::{fit, TrainedRun};
+    // The regression track (notebooks/regression.ipynb).
+    pub use crate::data::tabular::{california, weather, PreprocessOptions};
+    pub use crate::tasks::regression::{
+        self, baselines, experiments, reference, Prepared, RegressionConfig, SeriesSpec,
+    };
     pub use crate::train::{self, History};
     pub use crate::{Error, Result};
     pub use tch::{self, Device, Kind, Tensor};

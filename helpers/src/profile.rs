@@ -41,6 +41,15 @@ impl Profile {
         }
     }
 
+    /// Epochs of a regression run configured for `epochs` (smoke: 2; full: double).
+    pub fn regression_epochs(self, epochs: usize) -> usize {
+        match self {
+            Profile::Smoke => epochs.min(2),
+            Profile::Default => epochs,
+            Profile::Full => epochs * 2,
+        }
+    }
+
     /// Epochs of the overfit-a-tiny-subset sanity check.
     pub fn overfit_epochs(self) -> usize {
         if self == Profile::Smoke {

@@ -44,6 +44,16 @@ impl Session {
         })
     }
 
+    /// The session of a notebook that lives in a subfolder: a relative runs folder is
+    /// taken from `repo_root` (`".."` for `notebooks/*.ipynb`), so every notebook's runs
+    /// land in the same `saved_models/`.
+    pub fn relative_to(mut self, repo_root: impl AsRef<std::path::Path>) -> Session {
+        if self.runs_root.is_relative() {
+            self.runs_root = repo_root.as_ref().join(&self.runs_root);
+        }
+        self
+    }
+
     /// Training options for runs of this session.
     pub fn fit_options(&self) -> FitOptions {
         FitOptions {

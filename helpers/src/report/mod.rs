@@ -1,6 +1,7 @@
 //! The report's own pieces: the HTML index of a folder of runs ([`runs`]). Tables and
 //! Markdown are [`crate::render`]'s; the environment table is [`crate::backend::versions`].
 pub mod findings;
+pub mod regression;
 pub mod runs;
 
 pub use crate::backend::{versions, Versions};

@@ -15,7 +15,7 @@ pub use config::{OptimizerKind, Precision, ScheduleKind, TrainConfig};
 pub use history::{EpochRecord, History};
 pub use lr_find::{lr_find, LrFinder};
 pub use optim::Optimizer;
-pub use progress::{PrintEpochs, Progress, Silent};
+pub use progress::{PrintEpochs, PrintScores, Progress, Silent};
 pub use schedule::Schedule;
 pub use trainer::{
     Callback, EpochEnd, LoopState, OnNonFinite, Outcome, Signal, StepInfo, StepOutput, Task,

@@ -122,13 +122,11 @@ impl TabularCard {
         )
     }
 
-    /// evcxr's hook: both tables.
+    /// evcxr's hook: both tables in one HTML output (a cell keeps one output per type).
     pub fn evcxr_display(&self) {
-        for table in [self.facts_table(), self.columns_table()] {
-            match table {
-                Ok(t) => t.evcxr_display(),
-                Err(e) => evcxr_emit("text/plain", &e.to_string()),
-            }
+        match (self.facts_table(), self.columns_table()) {
+            (Ok(a), Ok(b)) => evcxr_emit("text/html", &format!("{}\n{}", a.to_html(), b.to_html())),
+            (Err(e), _) | (_, Err(e)) => evcxr_emit("text/plain", &e.to_string()),
         }
     }
 }
@@ -195,7 +193,7 @@ fn summarize(set: &TabularSet, name: &str, target: &[f64]) -> Result<ColumnSumma
                 *counts.entry(v).or_default() += 1;
             }
             let mut top: Vec<(&str, usize)> = counts.iter().map(|(k, v)| (*k, *v)).collect();
-            top.sort_by(|a, b| b.1.cmp(&a.1));
+            top.sort_by_key(|t| std::cmp::Reverse(t.1));
             let shown: Vec<String> = top
                 .iter()
                 .take(5)

@@ -281,6 +281,64 @@ impl Preprocessor {
     }
 }
 
+impl Preprocessor {
+    /// One row per column: what was fitted (median, mean, std; categories) or why it was dropped.
+    pub fn table(&self, title: &str) -> Result<crate::render::Table> {
+        use polars::prelude::Column as Pl;
+        let mut rows: Vec<(String, String, String)> = Vec::new();
+        for f in &self.numeric {
+            let scaled = if self.options.standardize {
+                format!(", standardised (mean {:.4}, std {:.4})", f.mean, f.std)
+            } else {
+                String::new()
+            };
+            rows.push((
+                f.name.clone(),
+                "numeric".into(),
+                format!("missing → median {:.4}{scaled}", f.median),
+            ));
+        }
+        for c in &self.categorical {
+            rows.push((
+                c.name.clone(),
+                "one-hot".into(),
+                format!(
+                    "{} categories: {}; unseen → all zeros",
+                    c.categories.len(),
+                    c.categories.join(", ")
+                ),
+            ));
+        }
+        for (name, why) in &self.dropped {
+            rows.push((name.clone(), "dropped".into(), why.clone()));
+        }
+        let t = &self.target;
+        let log = if t.log { "ln(1 + y), then " } else { "" };
+        rows.push((
+            t.name.clone(),
+            "target".into(),
+            format!("{log}standardised (mean {:.4}, std {:.4})", t.mean, t.std),
+        ));
+        let (a, b, c) = rows.into_iter().fold(
+            (vec![], vec![], vec![]),
+            |(mut a, mut b, mut c), (x, y, z)| {
+                a.push(x);
+                b.push(y);
+                c.push(z);
+                (a, b, c)
+            },
+        );
+        crate::render::Table::from_columns(
+            title,
+            vec![
+                Pl::new("column".into(), a),
+                Pl::new("role".into(), b),
+                Pl::new("fitted on the training rows".into(), c),
+            ],
+        )
+    }
+}
+
 fn fit_target(train: &Frame, target: &str, log: bool) -> Result<TargetTransform> {
     let values = train.numeric(target)?;
     let present: Vec<f64> = values.iter().flatten().copied().collect();

@@ -59,6 +59,35 @@ impl WeatherYear {
     }
 }
 
+impl WeatherYear {
+    /// The year as a table with `temperature` as the target, for its [`super::TabularCard`].
+    pub fn card(&self) -> Result<super::TabularCard> {
+        let years: Vec<String> = self
+            .source_years
+            .iter()
+            .map(|(m, y)| format!("{m:02}: {y}"))
+            .collect();
+        let provenance = super::Provenance {
+            source: format!("NREL TMY3 (Wilcox & Marion 2008), station {}, as shipped in PyPI pvlib 0.16.1", self.station),
+            licence: "US government work (NREL), public domain; pvlib is BSD-3".into(),
+            known_biases: vec![
+                format!("A typical meteorological year stitches twelve months from different real years (month: year — {}); the seams at month ends are jumps no real year has, and a model sees each season once.", years.join(", ")),
+                "Chosen months are typical by construction: extremes (heat waves, cold snaps) are under-represented, so errors on a real year will be larger.".into(),
+                "One station (Greensboro, NC, humid subtropical climate): nothing here says how a model transfers to another climate.".into(),
+                "Split in time: the test period is November–December, colder than anything after February in the training months, so the test measures a season the model saw only in January–February.".into(),
+            ],
+        };
+        let set = super::TabularSet::new(
+            "tmy3_greensboro".into(),
+            self.frame.clone(),
+            TARGET,
+            provenance,
+            Some(SHA256),
+        )?;
+        set.card()
+    }
+}
+
 /// Reads a TMY3 file (see [`DEFAULT_PATH`]); the time index must be every hour of a
 /// 365-day year exactly once, in order — a gap or a duplicate is an error naming its line.
 pub fn load(path: impl AsRef<Path>) -> Result<WeatherYear> {

@@ -106,6 +106,18 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// A table split at random (seeded) into `val` and `test` fractions and the rest,
+    /// its transforms fitted on the training rows.
+    pub fn tabular_shuffled(
+        set: &TabularSet,
+        (val, test): (f64, f64),
+        seed: u64,
+        options: PreprocessOptions,
+    ) -> Result<Prepared> {
+        let rows: Vec<usize> = (0..set.frame.height()).collect();
+        Prepared::tabular(set, RowSplit::shuffled(&rows, val, test, seed)?, options)
+    }
+
     /// A table split by `split`, its transforms fitted on the training rows.
     pub fn tabular(
         set: &TabularSet,
@@ -214,6 +226,21 @@ impl Prepared {
             tabular: None,
             persistence: Some(persistence),
         })
+    }
+
+    /// What was fitted on the training rows and how often each rule fired (tables).
+    pub fn preprocessing_table(&self) -> Result<crate::render::Table> {
+        let (pre, _) = self
+            .tabular
+            .as_ref()
+            .ok_or_else(|| Error::argument("data", "a series has no table preprocessing"))?;
+        pre.table(&format!(
+            "Preprocessing fitted on the {} training rows ({} val, {} test): {} model inputs",
+            self.train.len(),
+            self.val.len(),
+            self.test.len(),
+            pre.width()
+        ))
     }
 
     /// Output count.

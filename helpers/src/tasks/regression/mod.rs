@@ -6,6 +6,7 @@ pub mod baselines;
 pub mod config;
 pub mod data;
 pub mod evaluate;
+pub mod experiments;
 pub mod fit;
 pub mod metrics;
 pub mod model;

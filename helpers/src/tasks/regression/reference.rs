@@ -84,3 +84,59 @@ pub fn scikit_learn(
     serde_json::from_slice(&out.stdout)
         .map_err(|e| Error::data(&script, format!("unexpected output: {e}")))
 }
+
+impl Reference {
+    /// The network and the references side by side on the same test rows, with fit time.
+    pub fn table(
+        &self,
+        model: &TrainedRegression,
+        others: &[(&str, &super::Evaluation)],
+    ) -> Result<crate::render::Table> {
+        use polars::prelude::Column;
+        let m = &model.test.metrics[0];
+        let mut rows = vec![(
+            format!("helpers MLP ({} epochs)", model.meta.epochs_done),
+            *m,
+            Some(model.meta.train_seconds),
+        )];
+        rows.extend(
+            others
+                .iter()
+                .map(|(n, e)| (n.to_string(), e.metrics[0], None)),
+        );
+        rows.extend(
+            self.models
+                .iter()
+                .map(|r| (r.name.clone(), r.metrics(), Some(r.fit_seconds))),
+        );
+        let col = |f: &dyn Fn(&RegressionMetrics) -> f64| {
+            rows.iter().map(|(_, m, _)| f(m)).collect::<Vec<f64>>()
+        };
+        crate::render::Table::from_columns(
+            format!(
+                "Test rows ({}), same split for every predictor (scikit-learn {})",
+                m.n, self.sklearn
+            ),
+            vec![
+                Column::new(
+                    "predictor".into(),
+                    rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+                ),
+                Column::new("RMSE".into(), col(&|m| m.rmse)),
+                Column::new("MAE".into(), col(&|m| m.mae)),
+                Column::new("R²".into(), col(&|m| m.r2)),
+                Column::new(
+                    "fit s".into(),
+                    rows.iter()
+                        .map(|r| r.2.unwrap_or(f64::NAN))
+                        .collect::<Vec<_>>(),
+                ),
+            ],
+        )
+    }
+
+    /// The named reference's result.
+    pub fn model(&self, name_contains: &str) -> Option<&ReferenceResult> {
+        self.models.iter().find(|m| m.name.contains(name_contains))
+    }
+}
