@@ -41,13 +41,21 @@ impl Profile {
         }
     }
 
-    /// Epochs of a regression run configured for `epochs` (smoke: 2; full: double).
-    pub fn regression_epochs(self, epochs: usize) -> usize {
+    /// A regression config at this profile's scale (smoke: 2 epochs; full: double), named
+    /// with the profile's suffix like [`Profile::apply`] so scaled runs never collide with
+    /// the default ones.
+    pub fn apply_regression(
+        self,
+        mut cfg: crate::tasks::regression::RegressionConfig,
+    ) -> crate::tasks::regression::RegressionConfig {
+        let epochs = &mut cfg.train.epochs;
         match self {
-            Profile::Smoke => epochs.min(2),
-            Profile::Default => epochs,
-            Profile::Full => epochs * 2,
+            Profile::Smoke => *epochs = (*epochs).min(2),
+            Profile::Default => return cfg,
+            Profile::Full => *epochs *= 2,
         }
+        cfg.name = format!("{}-{}", cfg.name, self.name());
+        cfg
     }
 
     /// Epochs of the overfit-a-tiny-subset sanity check.

@@ -16,7 +16,7 @@ use crate::backend::Versions;
 use crate::config::RunConfig;
 use crate::data::Normalization;
 use crate::metrics::Metrics;
-use crate::train::History;
+use crate::train::{Callback, EpochEnd, History, LoopState, Signal};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -161,6 +161,37 @@ impl Default for FitOptions {
             existing: Existing::Auto,
             stop_after_epochs: None,
         }
+    }
+}
+
+/// What a task writes as `meta.json` at an epoch end (status running) and on a failure
+/// (status failed, with the error's text).
+pub trait RunMeta {
+    type Meta: Serialize;
+    fn meta(&self, state: &LoopState, status: Status, message: Option<String>) -> Self::Meta;
+}
+
+/// The run files every task keeps current: `history.csv` and `meta.json` after every
+/// epoch; on a failure, the meta says why and the history keeps every finished epoch.
+pub struct RunFiles<'a, S: RunMeta> {
+    pub run: &'a RunDir,
+    pub source: &'a S,
+}
+
+impl<S: RunMeta> Callback for RunFiles<'_, S> {
+    fn on_epoch_end(&mut self, end: &EpochEnd) -> Result<Signal> {
+        end.state.history.save_csv(&self.run.file("history.csv"))?;
+        let meta = self.source.meta(end.state, Status::Running, None);
+        crate::io::write_json(&self.run.file("meta.json"), &meta)?;
+        Ok(Signal::Continue)
+    }
+
+    fn on_failure(&mut self, state: &LoopState, error: &Error) {
+        let meta = self
+            .source
+            .meta(state, Status::Failed, Some(error.to_string()));
+        let _ = crate::io::write_json(&self.run.file("meta.json"), &meta);
+        let _ = state.history.save_csv(&self.run.file("history.csv"));
     }
 }
 

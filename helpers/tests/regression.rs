@@ -3,7 +3,7 @@
 //! baselines, and the bad inputs a user's own table brings.
 use helpers::data::tabular::{california, weather, PreprocessOptions, RowSplit, TabularSet};
 use helpers::run::{Existing, FitOptions};
-use helpers::tasks::regression::{baselines, fit, Prepared, RegressionConfig, SeriesSpec};
+use helpers::tasks::regression::{baselines, deploy, fit, Prepared, RegressionConfig, SeriesSpec};
 use helpers::train::Silent;
 use std::path::{Path, PathBuf};
 
@@ -88,6 +88,49 @@ fn a_short_mlp_beats_the_baselines_and_a_finished_run_is_reused() {
     let again = fit(&cfg, &data, &options(dir.path()), &mut Silent).unwrap();
     assert!(again.reused);
     assert_eq!(again.test.metrics, trained.test.metrics);
+    // Deployed with its preprocessing: ONNX Runtime on raw rows (missing bedrooms
+    // included) agrees with tch.
+    let check = deploy::export_checked(&trained, &data, &repo_file("scripts")).unwrap();
+    assert_eq!(check.rows, 4_128);
+    assert!(check.max_rel_diff <= 1e-4, "{check:?}");
+    assert!(
+        check.ops.contains(&"OneHotEncoder".to_string())
+            && check.ops.contains(&"Where".to_string())
+    );
+    // And from the run directory alone, as `lab predict` does: same numbers as the run.
+    let rows = dir.path().join("rows.csv");
+    let mut text = String::from("longitude,latitude,housing_median_age,total_rooms,total_bedrooms,population,households,median_income,ocean_proximity\n");
+    text.push_str("-122.23,37.88,41,880,,322,126,8.3252,ON THE MOON\n");
+    std::fs::write(&rows, text).unwrap();
+    let out = dir.path().join("predicted.csv");
+    let report = deploy::predict_csv(&dir.path().join("mlp"), &rows, &out).unwrap();
+    assert_eq!(report.imputed, [("total_bedrooms".to_string(), 1)]);
+    assert_eq!(
+        report.unknown_categories,
+        [("ocean_proximity".to_string(), 1)]
+    );
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        written.starts_with("longitude,")
+            && written
+                .lines()
+                .next()
+                .unwrap()
+                .ends_with(",predicted_median_house_value")
+    );
+    let value: f64 = written
+        .lines()
+        .nth(1)
+        .unwrap()
+        .rsplit(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        value > 15_000.0 && value < 1_000_000.0,
+        "a plausible district value: {value}"
+    );
 }
 
 #[test]

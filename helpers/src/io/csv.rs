@@ -137,6 +137,26 @@ fn split_records(text: &str, delimiter: char, path: &Path) -> Result<Vec<(usize,
     Ok(records)
 }
 
+/// Writes `header` and `rows` as RFC 4180 CSV (fields with a comma, quote or line break
+/// quoted), atomically.
+pub fn write(path: &Path, header: &[String], rows: &[Vec<String>]) -> Result<()> {
+    let line = |fields: &[String]| {
+        let quoted: Vec<String> = fields.iter().map(|f| quote(f)).collect();
+        quoted.join(",") + "\n"
+    };
+    let mut text = line(header);
+    rows.iter().for_each(|r| text += &line(r));
+    crate::io::write_text_atomic(path, &text)
+}
+
+fn quote(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +182,18 @@ mod tests {
         assert!(e.contains("line 2: a quoted field is never closed"), "{e}");
         let e = p("a,a\n1,2\n").unwrap_err().to_string();
         assert!(e.contains("`a` twice"), "{e}");
+    }
+
+    #[test]
+    fn written_files_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let rows = vec![
+            vec!["a, b".to_string(), "say \"x\"".to_string()],
+            vec!["1".into(), "".into()],
+        ];
+        write(&path, &["h1".into(), "h2".into()], &rows).unwrap();
+        assert_eq!(read(&path, 0).unwrap().rows, rows);
     }
 
     #[test]

@@ -75,6 +75,19 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Predict the rows of a CSV with a tabular regression run (its saved preprocessing and
+    /// best weights); writes the rows with a predicted_<target> column.
+    Predict {
+        /// Regression run directory, e.g. saved_models/housing_mlp.
+        #[arg(long)]
+        run: PathBuf,
+        /// Rows to predict (CSV or .tsv with the training columns; a target column is ignored).
+        #[arg(long)]
+        csv: PathBuf,
+        /// Output CSV.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Drift tests (KS, MMD, χ²) of a simulated shift, or the whole detection experiment.
     Drift(monitor::DriftArgs),
     /// Fine-tune on shifted data and promote the candidate only if it passes the gate.
@@ -149,8 +162,21 @@ fn main() -> Result<()> {
         Command::Explain(args) => explain::explain(args)?,
         Command::Export { run, out } => export_cmd(&run, &out)?,
         Command::BenchInfer(args) => infer::bench_infer(args)?,
+        Command::Predict { run, csv, out } => predict_cmd(&run, &csv, &out)?,
         Command::Drift(args) => monitor::drift_cmd(args)?,
         Command::Retrain(args) => monitor::retrain_cmd(args)?,
+    }
+    Ok(())
+}
+
+fn predict_cmd(run: &std::path::Path, csv: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    let report = helpers::tasks::regression::deploy::predict_csv(run, csv, out)?;
+    println!("{} rows predicted -> {}", report.rows, report.out.display());
+    for (column, n) in &report.imputed {
+        println!("  {column}: {n} missing cells filled with the training median");
+    }
+    for (column, n) in &report.unknown_categories {
+        println!("  {column}: {n} unseen or missing categories encoded as all zeros");
     }
     Ok(())
 }

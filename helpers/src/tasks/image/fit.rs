@@ -10,16 +10,15 @@ use crate::config::RunConfig;
 use crate::data::{DataLoaders, Dataset, Loader, Split};
 use crate::metrics::Metrics;
 use crate::models::{self, Model};
-use crate::run::{decide_start, Meta, RunDir, Start, Status};
+use crate::run::{decide_start, Meta, RunDir, RunFiles, RunMeta, Start, Status};
 use crate::train::callbacks::{
     self, BestCheckpoint, EarlyStopping, LastCheckpoint, ReportProgress, TensorBoard,
 };
 use crate::train::tensorboard::HParam;
 use crate::train::{
-    Callback, EpochEnd, History, LoopState, Optimizer, Outcome, PrintEpochs, Progress, Schedule,
-    Signal, Trainer,
+    Callback, History, LoopState, Optimizer, Outcome, PrintEpochs, Progress, Schedule, Trainer,
 };
-use crate::{Error, Result};
+use crate::Result;
 use std::path::Path;
 use tch::Tensor;
 
@@ -222,7 +221,10 @@ impl Training<'_> {
         let mut last = LastCheckpoint {
             path: self.run.last_checkpoint(),
         };
-        let mut files = RunFiles { training: self };
+        let mut files = RunFiles {
+            run: self.run,
+            source: self,
+        };
         let mut report = ReportProgress(progress);
         let callbacks: &mut [&mut dyn Callback] = &mut [
             &mut best,
@@ -252,7 +254,7 @@ impl Training<'_> {
         vec![("train/augmented_batch".into(), crate::plot::tile(&shown, 4))]
     }
 
-    fn meta(&self, state: &LoopState, status: Status) -> Meta {
+    fn meta_of(&self, state: &LoopState, status: Status, message: Option<String>) -> Meta {
         Meta {
             status,
             epochs_done: state.epochs_done,
@@ -268,7 +270,7 @@ impl Training<'_> {
             train_seconds: state.train_seconds,
             test_accuracy: None,
             test_macro_f1: None,
-            message: None,
+            message,
             versions: versions(),
         }
     }
@@ -278,7 +280,7 @@ impl Training<'_> {
         let test_held = self.held(&self.loaders.test, |c| &c.test);
         let test = self.task().predict_held(&test_held).metrics(&data.classes);
         self.run.write_metrics(&test)?;
-        let mut meta = self.meta(state, Status::Finished);
+        let mut meta = self.meta_of(state, Status::Finished, None);
         meta.test_accuracy = Some(test.accuracy);
         meta.test_macro_f1 = Some(test.macro_avg.f1);
         save_figures(self.run, &state.history, &test)?;
@@ -294,28 +296,6 @@ impl Training<'_> {
             meta,
             reused: false,
         })
-    }
-}
-
-/// `history.csv` and `meta.json` after every epoch; a failed run's meta says why.
-struct RunFiles<'a> {
-    training: &'a Training<'a>,
-}
-
-impl Callback for RunFiles<'_> {
-    fn on_epoch_end(&mut self, end: &EpochEnd) -> Result<Signal> {
-        let s = self.training;
-        end.state.history.save_csv(&s.run.file("history.csv"))?;
-        s.run.write_meta(&s.meta(end.state, Status::Running))?;
-        Ok(Signal::Continue)
-    }
-
-    fn on_failure(&mut self, state: &LoopState, error: &Error) {
-        let s = self.training;
-        let mut meta = s.meta(state, Status::Failed);
-        meta.message = Some(error.to_string());
-        let _ = s.run.write_meta(&meta);
-        let _ = state.history.save_csv(&s.run.file("history.csv"));
     }
 }
 
@@ -378,4 +358,11 @@ fn save_figures(run: &RunDir, history: &History, test: &Metrics) -> Result<()> {
     test.confusion_figure()?.save_in(&run.path)?;
     test.f1_figure()?.save_in(&run.path)?;
     Ok(())
+}
+
+impl RunMeta for Training<'_> {
+    type Meta = Meta;
+    fn meta(&self, state: &LoopState, status: Status, message: Option<String>) -> Meta {
+        self.meta_of(state, status, message)
+    }
 }

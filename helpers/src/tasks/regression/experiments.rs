@@ -21,15 +21,7 @@ pub fn lr_range(cfg: &RegressionConfig, data: &Prepared, steps: usize) -> Result
         data.num_outputs() as i64,
         tch::Device::Cpu,
     )?;
-    let task = Regression {
-        net: &net,
-        train: &data.train,
-        val: None,
-        loss: cfg.loss,
-        batch_size: cfg.train.batch_size,
-        eval_batch_size: cfg.train.eval_batch_size,
-        seed: cfg.seed,
-    };
+    let task = Regression::of_config(cfg, &net, &data.train, None);
     let mut opt = Optimizer::new(&cfg.train, net.trainable());
     lr_find(&task, &mut opt, cfg.train.grad_clip, (1e-5, 1.0, steps))
 }

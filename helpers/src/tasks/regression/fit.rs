@@ -21,14 +21,14 @@ use super::task::Regression;
 use crate::backend::{versions, Versions};
 use crate::io::tensors as checkpoint;
 use crate::io::{read_json, write_json, write_text_atomic};
-use crate::run::{decide_on, Existing, FitOptions, Found, RunDir, Start, Status};
+use crate::run::{
+    decide_on, Existing, FitOptions, Found, RunDir, RunFiles, RunMeta, Start, Status,
+};
 use crate::train::callbacks::{
     self, BestCheckpoint, EarlyStopping, LastCheckpoint, ReportProgress, TensorBoard,
 };
 use crate::train::tensorboard::HParam;
-use crate::train::{
-    Callback, EpochEnd, History, LoopState, Optimizer, Outcome, Progress, Schedule, Signal, Trainer,
-};
+use crate::train::{Callback, History, LoopState, Optimizer, Outcome, Progress, Schedule, Trainer};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -64,7 +64,19 @@ pub struct TrainedRegression {
     pub reused: bool,
 }
 
-const CONFIG_FILE: &str = "regression.toml";
+pub(crate) const CONFIG_FILE: &str = "regression.toml";
+pub(crate) const DATA_FILE: &str = "data.json";
+
+/// `data.json`: what the network reads and predicts, so a run can be used without its data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DataAbout {
+    pub data: String,
+    pub fingerprint: String,
+    pub inputs: Vec<String>,
+    pub input_shape: super::model::InputShape,
+    pub outputs: Vec<String>,
+    pub target_transforms: Vec<crate::data::tabular::preprocess::TargetTransform>,
+}
 
 /// Trains `cfg` on `data` under `opts.root` (reusing a finished run of the same config
 /// and data, resuming an unfinished one).
@@ -131,7 +143,7 @@ pub fn fit(
         });
     }
     let test = Evaluation::of(&net, &data.test, data, cfg.train.eval_batch_size);
-    let mut meta = session.meta(&state, Status::Finished);
+    let mut meta = session.meta_of(&state, Status::Finished, None);
     meta.test = Some(test.metrics.clone());
     write_json(&run.file("metrics.json"), &test.metrics)?;
     write_json(&run.file("meta.json"), &meta)?;
@@ -185,15 +197,15 @@ fn decide(
 fn write_run_files(run: &RunDir, cfg: &RegressionConfig, data: &Prepared) -> Result<()> {
     std::fs::create_dir_all(&run.path).map_err(|e| Error::io(&run.path, e))?;
     write_text_atomic(&run.file(CONFIG_FILE), &cfg.to_toml())?;
-    let about = serde_json::json!({
-        "data": data.name,
-        "fingerprint": data.fingerprint,
-        "inputs": data.feature_names,
-        "input_shape": data.input,
-        "outputs": data.outputs,
-        "target_transforms": data.targets,
-    });
-    write_json(&run.file("data.json"), &about)?;
+    let about = DataAbout {
+        data: data.name.clone(),
+        fingerprint: data.fingerprint.clone(),
+        inputs: data.feature_names.clone(),
+        input_shape: data.input,
+        outputs: data.outputs.clone(),
+        target_transforms: data.targets.clone(),
+    };
+    write_json(&run.file(DATA_FILE), &about)?;
     data.split.save(&run.file("split.json"))?;
     if let Some((pre, _)) = &data.tabular {
         write_json(&run.file("preprocess.json"), pre)?;
@@ -237,16 +249,7 @@ struct Session<'a> {
 
 impl Session<'_> {
     fn task(&self) -> Regression<'_> {
-        let t = &self.cfg.train;
-        Regression {
-            net: self.net,
-            train: &self.data.train,
-            val: Some(&self.data.val),
-            loss: self.cfg.loss,
-            batch_size: t.batch_size,
-            eval_batch_size: t.eval_batch_size,
-            seed: self.cfg.seed,
-        }
+        Regression::of_config(self.cfg, self.net, &self.data.train, Some(&self.data.val))
     }
 
     fn train(
@@ -273,7 +276,10 @@ impl Session<'_> {
         let mut last = LastCheckpoint {
             path: self.run.last_checkpoint(),
         };
-        let mut files = RunFiles { session: self };
+        let mut files = RunFiles {
+            run: self.run,
+            source: self,
+        };
         let mut report = ReportProgress(progress);
         let callbacks: &mut [&mut dyn Callback] = &mut [
             &mut best,
@@ -294,7 +300,12 @@ impl Session<'_> {
             .collect()
     }
 
-    fn meta(&self, state: &LoopState, status: Status) -> RegressionMeta {
+    fn meta_of(
+        &self,
+        state: &LoopState,
+        status: Status,
+        message: Option<String>,
+    ) -> RegressionMeta {
         RegressionMeta {
             status,
             epochs_done: state.epochs_done,
@@ -306,33 +317,15 @@ impl Session<'_> {
             num_parameters: self.net.num_parameters(),
             train_seconds: state.train_seconds,
             test: None,
-            message: None,
+            message,
             versions: versions(),
         }
     }
 }
 
-/// `history.csv` and `meta.json` after every epoch; a failed run's meta says why.
-struct RunFiles<'a> {
-    session: &'a Session<'a>,
-}
-
-impl Callback for RunFiles<'_> {
-    fn on_epoch_end(&mut self, end: &EpochEnd) -> Result<Signal> {
-        let s = self.session;
-        end.state.history.save_csv(&s.run.file("history.csv"))?;
-        write_json(
-            &s.run.file("meta.json"),
-            &s.meta(end.state, Status::Running),
-        )?;
-        Ok(Signal::Continue)
-    }
-
-    fn on_failure(&mut self, state: &crate::train::LoopState, error: &Error) {
-        let s = self.session;
-        let mut meta = s.meta(state, Status::Failed);
-        meta.message = Some(error.to_string());
-        let _ = write_json(&s.run.file("meta.json"), &meta);
-        let _ = state.history.save_csv(&s.run.file("history.csv"));
+impl RunMeta for Session<'_> {
+    type Meta = RegressionMeta;
+    fn meta(&self, state: &LoopState, status: Status, message: Option<String>) -> RegressionMeta {
+        self.meta_of(state, status, message)
     }
 }

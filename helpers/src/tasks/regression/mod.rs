@@ -5,6 +5,7 @@
 pub mod baselines;
 pub mod config;
 pub mod data;
+pub mod deploy;
 pub mod evaluate;
 pub mod experiments;
 pub mod fit;

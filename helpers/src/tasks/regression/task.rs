@@ -31,7 +31,25 @@ pub struct Regression<'a> {
     pub seed: u64,
 }
 
-impl Regression<'_> {
+impl<'a> Regression<'a> {
+    /// The task `cfg` describes (loss, batch sizes, seed) over `train` and `val`.
+    pub fn of_config(
+        cfg: &super::config::RegressionConfig,
+        net: &'a Net,
+        train: &'a Arrays,
+        val: Option<&'a Arrays>,
+    ) -> Regression<'a> {
+        Regression {
+            net,
+            train,
+            val,
+            loss: cfg.loss,
+            batch_size: cfg.train.batch_size,
+            eval_batch_size: cfg.train.eval_batch_size,
+            seed: cfg.seed,
+        }
+    }
+
     /// Batches per epoch of `rows` training rows (a last batch of one row is dropped).
     pub fn steps_for(rows: usize, batch_size: usize) -> usize {
         rows / batch_size + usize::from(rows % batch_size > 1)

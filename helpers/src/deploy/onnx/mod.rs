@@ -9,6 +9,9 @@
 //! The graph has a fixed `C×H×W` (the model's input shape) and a symbolic batch, so
 //! spatial sizes — and hence "SAME" padding — are tracked layer by layer at export
 //! time. The protobuf messages follow onnx/onnx.proto3 (field numbers in comments).
+mod proto;
+pub mod tabular;
+
 use crate::io::protobuf::{put_bytes, put_packed_i64, put_str, put_varint_field};
 use crate::models::blocks::{
     BasicBlock, InputAdapter, MbConv, SameConv, IMAGENET_MEAN, IMAGENET_STD,
@@ -16,13 +19,14 @@ use crate::models::blocks::{
 use crate::models::layers::{BatchNorm, Conv};
 use crate::models::{Layer, Model};
 use crate::{Error, Result};
+use proto::{int, ints, string, value_info, Dim};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
 const OPSET: u64 = 17;
 /// IR version 8 goes with opset 17.
 const IR_VERSION: u64 = 8;
-const FLOAT: u64 = 1; // TensorProto.DataType.FLOAT
+use proto::FLOAT;
 const INT64: u64 = 7; // TensorProto.DataType.INT64
 
 /// Writes `model` as an ONNX file at `path`, atomically.
@@ -561,60 +565,6 @@ impl GraphBuilder {
         put_bytes(&mut model, 8, &opset); // opset_import
         model
     }
-}
-
-enum Dim<'a> {
-    Value(i64),
-    Param(&'a str),
-}
-
-/// ValueInfoProto{name 1, type 2: TypeProto{tensor_type 1: {elem_type 1, shape 2: {dim 1: {dim_value 1 | dim_param 2}}}}}.
-fn value_info(name: &str, dims: &[Dim]) -> Vec<u8> {
-    let mut shape = Vec::new();
-    for d in dims {
-        let mut dim = Vec::new();
-        match d {
-            Dim::Value(v) => put_varint_field(&mut dim, 1, *v as u64),
-            Dim::Param(p) => put_str(&mut dim, 2, p),
-        }
-        put_bytes(&mut shape, 1, &dim);
-    }
-    let mut tensor = Vec::new();
-    put_varint_field(&mut tensor, 1, FLOAT);
-    put_bytes(&mut tensor, 2, &shape);
-    let mut ty = Vec::new();
-    put_bytes(&mut ty, 1, &tensor);
-    let mut vi = Vec::new();
-    put_str(&mut vi, 1, name);
-    put_bytes(&mut vi, 2, &ty);
-    vi
-}
-
-/// AttributeProto{name 1, type 20 = INT (2), i 3}.
-fn int(name: &str, v: i64) -> Vec<u8> {
-    let mut a = Vec::new();
-    put_str(&mut a, 1, name);
-    put_varint_field(&mut a, 3, v as u64);
-    put_varint_field(&mut a, 20, 2);
-    a
-}
-
-/// AttributeProto{name 1, type 20 = INTS (7), ints 8}.
-fn ints(name: &str, v: &[i64]) -> Vec<u8> {
-    let mut a = Vec::new();
-    put_str(&mut a, 1, name);
-    put_packed_i64(&mut a, 8, v);
-    put_varint_field(&mut a, 20, 7);
-    a
-}
-
-/// AttributeProto{name 1, type 20 = STRING (3), s 4}.
-fn string(name: &str, v: &str) -> Vec<u8> {
-    let mut a = Vec::new();
-    put_str(&mut a, 1, name);
-    put_str(&mut a, 4, v);
-    put_varint_field(&mut a, 20, 3);
-    a
 }
 
 #[cfg(test)]
