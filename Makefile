@@ -52,7 +52,9 @@ report: setup
 check-repro: setup
 	tmp=$$(mktemp -d) && \
 	  LAB_FRESH=1 LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py notebook.ipynb $$tmp/notebook.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
-	  $(PY) scripts/compare_notebooks.py notebook.ipynb $$tmp/notebook.ipynb && rm -rf $$tmp
+	  $(PY) scripts/compare_notebooks.py notebook.ipynb $$tmp/notebook.ipynb && \
+	  LAB_FRESH=1 LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py $(REGRESSION) $$tmp/regression.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
+	  $(PY) scripts/compare_notebooks.py $(REGRESSION) $$tmp/regression.ipynb && rm -rf $$tmp
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebook.ipynb
