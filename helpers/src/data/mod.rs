@@ -10,6 +10,7 @@ pub mod loader;
 pub mod mixing;
 pub mod split;
 pub mod tabular;
+pub mod text;
 
 pub use card::DataCard;
 

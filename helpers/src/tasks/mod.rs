@@ -7,5 +7,6 @@
 //! learning) and [`regression`] (tables and hourly series). The text and detection
 //! tracks add a module here each, with the same three pieces: the `Task`
 //! implementation, a `fit` that builds it from a config, and the run it returns.
+pub mod common;
 pub mod image;
 pub mod regression;

@@ -21,14 +21,9 @@ use super::task::Regression;
 use crate::backend::{versions, Versions};
 use crate::io::tensors as checkpoint;
 use crate::io::{read_json, write_json, write_text_atomic};
-use crate::run::{
-    decide_on, Existing, FitOptions, Found, RunDir, RunFiles, RunMeta, Start, Status,
-};
-use crate::train::callbacks::{
-    self, BestCheckpoint, EarlyStopping, LastCheckpoint, ReportProgress, TensorBoard,
-};
-use crate::train::tensorboard::HParam;
-use crate::train::{Callback, History, LoopState, Optimizer, Outcome, Progress, Schedule, Trainer};
+use crate::run::{FitOptions, RunDir, RunMeta, Start, Status};
+use crate::tasks::common::{self, TrackRun};
+use crate::train::{History, LoopState, Optimizer, Progress};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -91,7 +86,14 @@ pub fn fit(
         tch::set_num_threads(cfg.threads as i32);
     }
     let run = RunDir::at(opts.root.join(&cfg.name));
-    let start = decide(&run, cfg, data, opts.existing)?;
+    let differing = |path: &std::path::Path| Ok(RegressionConfig::from_toml_file(path)?.diff(cfg));
+    let start = common::decide(
+        &run,
+        CONFIG_FILE,
+        opts.existing,
+        differing,
+        &data.fingerprint,
+    )?;
     tch::manual_seed(cfg.seed as i64);
     let net = Net::new(
         &cfg.net,
@@ -100,48 +102,42 @@ pub fn fit(
         tch::Device::Cpu,
     )?;
     if start == Start::Reuse {
-        progress.on_message(&format!(
-            "{}: finished run with the same config and data found; reusing it",
-            run.path.display()
-        ));
         return reuse(run, cfg, net, data, progress);
     }
     let mut opt = Optimizer::new(&cfg.train, net.trainable());
     let steps = Regression::steps_for(data.train.len(), cfg.train.batch_size);
-    let mut state = match start {
-        Start::Resume => {
-            let state = callbacks::resume(&run.last_checkpoint(), &net.weights(), &mut opt)?;
-            progress.on_message(&format!(
-                "{}: resuming after epoch {}",
-                run.path.display(),
-                state.epochs_done
-            ));
-            state
-        }
-        _ => {
-            write_run_files(&run, cfg, data)?;
-            LoopState::new(
-                Schedule::new(&cfg.train, steps),
-                crate::backend::Precision::Fp32,
-            )
-        }
-    };
+    if start == Start::Fresh {
+        write_run_files(&run, cfg, data)?;
+    }
+    let mut state = common::initial_state(
+        &run,
+        start,
+        &cfg.train,
+        steps,
+        (&net.weights(), &mut opt),
+        progress,
+    )?;
     let session = Session {
         cfg,
-        run: &run,
         net: &net,
         data,
     };
-    let outcome = session.train(opts, &mut opt, &mut state, progress)?;
-    if outcome == Outcome::Paused {
-        return Err(Error::Run {
-            path: run.path.clone(),
-            reason: format!(
-                "paused after epoch {} on request; fit again to resume",
-                state.epochs_done
-            ),
-        });
-    }
+    let track = TrackRun {
+        run: &run,
+        train: &cfg.train,
+        seed: cfg.seed,
+        hparams: common::hparams(cfg.flat_values()),
+        score_name: "neg_rmse",
+    };
+    let task = Regression::of_config(cfg, &net, &data.train, Some(&data.val));
+    common::train(
+        &track,
+        &task,
+        &session,
+        opts,
+        (&mut opt, &mut state),
+        progress,
+    )?;
     let test = Evaluation::of(&net, &data.test, data, cfg.train.eval_batch_size);
     let mut meta = session.meta_of(&state, Status::Finished, None);
     meta.test = Some(test.metrics.clone());
@@ -156,42 +152,6 @@ pub fn fit(
         test,
         reused: false,
     })
-}
-
-/// Fresh, resume or reuse, by the shared rule ([`decide_on`]); a different data
-/// fingerprint counts as a differing key.
-fn decide(
-    run: &RunDir,
-    cfg: &RegressionConfig,
-    data: &Prepared,
-    existing: Existing,
-) -> Result<Start> {
-    let config = run.file(CONFIG_FILE);
-    if !config.is_file() {
-        return Ok(Start::Fresh);
-    }
-    if existing == Existing::Force {
-        run.wipe()?;
-        return Ok(Start::Fresh);
-    }
-    let saved = RegressionConfig::from_toml_file(&config)?;
-    let mut differing_keys = saved.diff(cfg);
-    let meta: Option<RegressionMeta> = read_json(&run.file("meta.json")).ok();
-    if meta
-        .as_ref()
-        .is_some_and(|m| m.data_fingerprint != data.fingerprint)
-    {
-        differing_keys.push("data (file, split or preprocessing)".into());
-    }
-    let finished = meta.is_some_and(|m| m.status == Status::Finished);
-    decide_on(
-        run,
-        &Found {
-            differing_keys,
-            finished,
-        },
-        existing,
-    )
 }
 
 fn write_run_files(run: &RunDir, cfg: &RegressionConfig, data: &Prepared) -> Result<()> {
@@ -222,10 +182,7 @@ fn reuse(
     progress: &mut dyn Progress,
 ) -> Result<TrainedRegression> {
     checkpoint::load_named(&net.weights(), &run.best_checkpoint())?;
-    let history = run.history()?;
-    for record in &history.epochs {
-        progress.on_epoch(record, cfg.train.epochs);
-    }
+    let history = common::replay(&run, cfg.train.epochs, progress)?;
     let meta: RegressionMeta = read_json(&run.file("meta.json"))?;
     let test = Evaluation::of(&net, &data.test, data, cfg.train.eval_batch_size);
     Ok(TrainedRegression {
@@ -239,67 +196,14 @@ fn reuse(
     })
 }
 
-/// Borrowed pieces of one training call.
+/// What a regression run's `meta.json` is made of.
 struct Session<'a> {
     cfg: &'a RegressionConfig,
-    run: &'a RunDir,
     net: &'a Net,
     data: &'a Prepared,
 }
 
 impl Session<'_> {
-    fn task(&self) -> Regression<'_> {
-        Regression::of_config(self.cfg, self.net, &self.data.train, Some(&self.data.val))
-    }
-
-    fn train(
-        &self,
-        opts: &FitOptions,
-        opt: &mut Optimizer,
-        state: &mut LoopState,
-        progress: &mut dyn Progress,
-    ) -> Result<Outcome> {
-        let t = &self.cfg.train;
-        let mut trainer = Trainer::new(t.epochs);
-        trainer.grad_clip = t.grad_clip;
-        trainer.reseed = Some(self.cfg.seed);
-        trainer.stop_after_epochs = opts.stop_after_epochs;
-        let mut best = BestCheckpoint {
-            path: self.run.best_checkpoint(),
-            restore_into: Some(self.net.weights()),
-        };
-        let mut early = EarlyStopping {
-            patience: t.early_stopping_patience,
-        };
-        let mut tb = TensorBoard::new(self.run.file("logs"), self.hparams(), Vec::new())
-            .with_score_name("neg_rmse");
-        let mut last = LastCheckpoint {
-            path: self.run.last_checkpoint(),
-        };
-        let mut files = RunFiles {
-            run: self.run,
-            source: self,
-        };
-        let mut report = ReportProgress(progress);
-        let callbacks: &mut [&mut dyn Callback] = &mut [
-            &mut best,
-            &mut early,
-            &mut tb,
-            &mut last,
-            &mut files,
-            &mut report,
-        ];
-        trainer.run(&self.task(), opt, state, callbacks)
-    }
-
-    fn hparams(&self) -> Vec<(String, HParam)> {
-        self.cfg
-            .flat_values()
-            .into_iter()
-            .map(|(k, v)| (k, HParam::from_toml(v)))
-            .collect()
-    }
-
     fn meta_of(
         &self,
         state: &LoopState,

@@ -1,0 +1,167 @@
+//! What the regression and text tracks' `fit` share: the fresh / resume / reuse decision
+//! for a run whose config is a task's own TOML file and whose data has a fingerprint, the
+//! loop state to start from, and the loop with the standard callbacks (best checkpoint
+//! restored at the end, early stopping, TensorBoard, last checkpoint, run files,
+//! progress).
+use crate::run::{decide_on, Existing, FitOptions, Found, RunDir, RunFiles, RunMeta, Start};
+use crate::train::callbacks::{
+    self, BestCheckpoint, EarlyStopping, LastCheckpoint, ReportProgress, TensorBoard,
+};
+use crate::train::tensorboard::HParam;
+use crate::train::{
+    Callback, LoopState, Optimizer, Outcome, Progress, Schedule, Task, TrainConfig, Trainer,
+};
+use crate::{Error, Result};
+use std::path::Path;
+use tch::Tensor;
+
+/// Fresh, resume or reuse of the run in `run` (by [`decide_on`]): `config_file` names the
+/// task's saved config, `differing` lists the keys in which it differs from the requested
+/// one, and a `data_fingerprint` in `meta.json` other than `fingerprint` counts as a
+/// differing key too.
+pub fn decide(
+    run: &RunDir,
+    config_file: &str,
+    existing: Existing,
+    differing: impl FnOnce(&Path) -> Result<Vec<String>>,
+    fingerprint: &str,
+) -> Result<Start> {
+    let config = run.file(config_file);
+    if !config.is_file() {
+        return Ok(Start::Fresh);
+    }
+    if existing == Existing::Force {
+        run.wipe()?;
+        return Ok(Start::Fresh);
+    }
+    let mut differing_keys = differing(&config)?;
+    let meta: Option<serde_json::Value> = crate::io::read_json(&run.file("meta.json")).ok();
+    let field = |k: &str| {
+        meta.as_ref()
+            .and_then(|m| m.get(k))
+            .and_then(|v| v.as_str().map(String::from))
+    };
+    if field("data_fingerprint").is_some_and(|f| f != fingerprint) {
+        differing_keys.push("data (file, split or preprocessing)".into());
+    }
+    let finished = field("status").is_some_and(|s| s == "finished");
+    decide_on(
+        run,
+        &Found {
+            differing_keys,
+            finished,
+        },
+        existing,
+    )
+}
+
+/// The state to train from: the last checkpoint's (weights and optimiser restored into
+/// `weights` and `opt`) when resuming, a fresh one otherwise.
+pub fn initial_state(
+    run: &RunDir,
+    start: Start,
+    train: &TrainConfig,
+    steps_per_epoch: usize,
+    (weights, opt): (&[(String, Tensor)], &mut Optimizer),
+    progress: &mut dyn Progress,
+) -> Result<LoopState> {
+    if start == Start::Resume {
+        let state = callbacks::resume(&run.last_checkpoint(), weights, opt)?;
+        progress.on_message(&format!(
+            "{}: resuming after epoch {}",
+            run.path.display(),
+            state.epochs_done
+        ));
+        return Ok(state);
+    }
+    Ok(LoopState::new(
+        Schedule::new(train, steps_per_epoch),
+        crate::backend::Precision::Fp32,
+    ))
+}
+
+/// One track run's settings for [`train`].
+pub struct TrackRun<'a> {
+    pub run: &'a RunDir,
+    pub train: &'a TrainConfig,
+    pub seed: u64,
+    /// TensorBoard's hyper-parameters (the config's keys).
+    pub hparams: Vec<(String, HParam)>,
+    /// TensorBoard's tag of the task's score.
+    pub score_name: &'static str,
+}
+
+/// Trains `task` through the loop with the standard callbacks; the best weights are
+/// restored into `task.weights()` when the run completes. A paused run is an error
+/// saying how to resume.
+pub fn train<T: Task, M: RunMeta>(
+    track: &TrackRun,
+    task: &T,
+    meta: &M,
+    opts: &FitOptions,
+    (opt, state): (&mut Optimizer, &mut LoopState),
+    progress: &mut dyn Progress,
+) -> Result<()> {
+    let (run, t) = (track.run, track.train);
+    let mut trainer = Trainer::new(t.epochs);
+    trainer.grad_clip = t.grad_clip;
+    trainer.reseed = Some(track.seed);
+    trainer.stop_after_epochs = opts.stop_after_epochs;
+    let mut best = BestCheckpoint {
+        path: run.best_checkpoint(),
+        restore_into: Some(task.weights()),
+    };
+    let mut early = EarlyStopping {
+        patience: t.early_stopping_patience,
+    };
+    let mut tb = TensorBoard::new(run.file("logs"), track.hparams.clone(), Vec::new())
+        .with_score_name(track.score_name);
+    let mut last = LastCheckpoint {
+        path: run.last_checkpoint(),
+    };
+    let mut files = RunFiles { run, source: meta };
+    let mut report = ReportProgress(progress);
+    let callbacks: &mut [&mut dyn Callback] = &mut [
+        &mut best,
+        &mut early,
+        &mut tb,
+        &mut last,
+        &mut files,
+        &mut report,
+    ];
+    if trainer.run(task, opt, state, callbacks)? == Outcome::Paused {
+        return Err(Error::Run {
+            path: run.path.clone(),
+            reason: format!(
+                "paused after epoch {} on request; fit again to resume",
+                state.epochs_done
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A config's keys as TensorBoard hyper-parameters.
+pub fn hparams(flat: Vec<(String, toml::Value)>) -> Vec<(String, HParam)> {
+    flat.into_iter()
+        .map(|(k, v)| (k, HParam::from_toml(v)))
+        .collect()
+}
+
+/// A reused run's saved epoch lines replayed, so a report reads the same either way.
+pub fn replay(
+    run: &RunDir,
+    epochs: usize,
+    progress: &mut dyn Progress,
+) -> Result<crate::train::History> {
+    progress.on_message(&format!(
+        "{}: finished run with the same config and data found; reusing it",
+        run.path.display()
+    ));
+    let history = run.history()?;
+    history
+        .epochs
+        .iter()
+        .for_each(|r| progress.on_epoch(r, epochs));
+    Ok(history)
+}
