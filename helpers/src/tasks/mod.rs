@@ -10,3 +10,4 @@
 pub mod common;
 pub mod image;
 pub mod regression;
+pub mod text;

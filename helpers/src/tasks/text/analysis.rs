@@ -1,0 +1,73 @@
+//! Reading a text model's errors: the test texts it got wrong with the most confidence,
+//! and a comparison of runs and baselines on the same test texts.
+use super::data::TextData;
+use super::fit::TrainedText;
+use crate::render::{Markdown, Table};
+use crate::Result;
+use polars::prelude::Column;
+use tch::Kind;
+
+/// The `k` test texts misclassified with the highest predicted probability.
+pub fn confident_mistakes(run: &TrainedText, data: &TextData, k: usize) -> Result<Table> {
+    let labels = data.test.label_vec();
+    let (conf, pred) = run.test_probs.max_dim(-1, false);
+    let conf = Vec::<f64>::try_from(&conf.to_kind(Kind::Double)).expect("1-D");
+    let pred = Vec::<i64>::try_from(&pred).expect("1-D");
+    let mut wrong: Vec<usize> = (0..labels.len()).filter(|&i| pred[i] != labels[i]).collect();
+    wrong.sort_by(|&a, &b| conf[b].total_cmp(&conf[a]));
+    wrong.truncate(k);
+    let class = |i: i64| data.classes[i as usize].clone();
+    Table::from_columns(
+        format!("The {k} most confident mistakes on the test texts"),
+        vec![
+            Column::new("text".into(), wrong.iter().map(|&i| data.test_texts[i].clone()).collect::<Vec<_>>()),
+            Column::new("true".into(), wrong.iter().map(|&i| class(labels[i])).collect::<Vec<_>>()),
+            Column::new("predicted".into(), wrong.iter().map(|&i| class(pred[i])).collect::<Vec<_>>()),
+            Column::new("confidence".into(), wrong.iter().map(|&i| conf[i]).collect::<Vec<_>>()),
+        ],
+    )
+}
+
+/// Test accuracy and macro-F1 of runs (and named baselines) side by side.
+pub fn comparison(title: &str, runs: &[(&str, &TrainedText)], baselines: &[(&str, f64, f64)]) -> Result<Table> {
+    let mut rows: Vec<(String, f64, f64, Option<f64>, Option<i64>)> = runs
+        .iter()
+        .map(|(n, r)| (n.to_string(), r.test.accuracy, r.test.macro_avg.f1, Some(r.meta.train_seconds), Some(r.meta.num_parameters)))
+        .collect();
+    rows.extend(baselines.iter().map(|(n, a, f)| (n.to_string(), *a, *f, None, None)));
+    Table::from_columns(
+        title,
+        vec![
+            Column::new("predictor".into(), rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>()),
+            Column::new("test accuracy".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+            Column::new("macro-F1".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+            Column::new("train s".into(), rows.iter().map(|r| r.3.unwrap_or(f64::NAN)).collect::<Vec<_>>()),
+            Column::new("parameters".into(), rows.iter().map(|r| r.4.map_or("—".into(), |p| p.to_string())).collect::<Vec<_>>()),
+        ],
+    )
+}
+
+/// The majority class's test accuracy and macro-F1 (it predicts the most frequent
+/// training class for every text).
+pub fn majority_baseline(data: &TextData) -> (f64, f64) {
+    let train = data.train.label_vec();
+    let mut counts = vec![0usize; data.classes.len()];
+    train.iter().for_each(|&l| counts[l as usize] += 1);
+    let majority = (0..counts.len()).max_by_key(|&c| counts[c]).unwrap_or(0) as i64;
+    let labels = data.test.label_vec();
+    let preds = vec![majority; labels.len()];
+    let m = crate::metrics::Metrics::compute(&labels, &preds, &data.classes);
+    (m.accuracy, m.macro_avg.f1)
+}
+
+/// How the best network compares with the TF-IDF reference and the goal of 79 %.
+pub fn verdict(best: (&str, &TrainedText), tfidf_accuracy: f64) -> Markdown {
+    let (name, run) = best;
+    let acc = run.test.accuracy;
+    let versus = if acc > tfidf_accuracy { "beats" } else { "does **not** beat" };
+    let goal = if acc >= 0.79 { "meets" } else { "misses" };
+    Markdown(format!(
+        "The best network here, **{name}**, reaches {:.1} % test accuracy (macro-F1 {:.3}) in {:.0} s of training: it {versus} TF-IDF + logistic regression on the same split ({:.1} %) and {goal} the goal of 79 %.",
+        100.0 * acc, run.test.macro_avg.f1, run.meta.train_seconds, 100.0 * tfidf_accuracy
+    ))
+}

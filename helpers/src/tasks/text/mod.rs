@@ -1,0 +1,17 @@
+//! The text-classification track on the one training loop: [`TextData`] (ids per split,
+//! the vocabulary fitted on the training texts), [`TextNet`] (fastText-style bag, Kim's
+//! CNN), the [`TextClassification`] task, [`fit`] into a run directory, error analysis
+//! and the scikit-learn TF-IDF reference on the identical split.
+pub mod analysis;
+pub mod config;
+pub mod data;
+pub mod fit;
+pub mod model;
+pub mod reference;
+pub mod task;
+
+pub use config::{TextConfig, TokenConfig};
+pub use data::{TextArrays, TextData};
+pub use fit::{fit, TextMeta, TrainedText};
+pub use model::{TextNet, TextNetConfig, TextNetKind};
+pub use task::TextClassification;
