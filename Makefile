@@ -1,4 +1,4 @@
-# make report   restart-and-run-all notebook.ipynb in place, then report.html (and notebooks/regression.ipynb → .html)
+# make report   restart-and-run-all notebook.ipynb in place, then report.html (and notebooks/{regression,text}.ipynb → .html)
 #               (REPORT_CODE=--hide-code: code collapsed behind a button; --no-code: left out)
 # make test     cargo tests, then the notebook headless on the smoke profile
 # make lab      JupyterLab with the Rust (helpers) kernel
@@ -13,6 +13,8 @@ NOTEBOOK_TIMEOUT ?= 3600
 REPORT_CODE ?=
 # The regression track's notebook (tabular and time series), run beside the main one.
 REGRESSION := notebooks/regression.ipynb
+# The text-classification track's notebook.
+TEXT := notebooks/text.ipynb
 # glibc keeps freed memory instead of returning it to the OS and faulting it back in
 # every training step: measurably faster tch training on CPU (see environment.md).
 export MALLOC_MMAP_THRESHOLD_ := 268435456
@@ -37,6 +39,9 @@ test: setup
 	  LAB_PROFILE=smoke LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py $(REGRESSION) $$tmp/regression.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
 	  $(PY) scripts/build_report.py $$tmp/regression.ipynb $$tmp/regression.html --hide-code && \
 	  $(PY) scripts/check_notebook.py $$tmp/regression.ipynb --min-svg 5 --min-html 13 --html $$tmp/regression.html && \
+	  LAB_PROFILE=smoke LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py $(TEXT) $$tmp/text.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
+	  $(PY) scripts/build_report.py $$tmp/text.ipynb $$tmp/text.html --hide-code && \
+	  $(PY) scripts/check_notebook.py $$tmp/text.ipynb --min-svg 4 --min-html 9 --html $$tmp/text.html && \
 	  rm -rf $$tmp
 
 report: setup
@@ -46,6 +51,9 @@ report: setup
 	$(PY) scripts/run_notebook.py $(REGRESSION) $(REGRESSION) --timeout $(NOTEBOOK_TIMEOUT)
 	$(PY) scripts/build_report.py $(REGRESSION) notebooks/regression.html $(REPORT_CODE)
 	$(PY) scripts/check_notebook.py $(REGRESSION) --min-svg 5 --min-html 13 --html notebooks/regression.html
+	$(PY) scripts/run_notebook.py $(TEXT) $(TEXT) --timeout $(NOTEBOOK_TIMEOUT)
+	$(PY) scripts/build_report.py $(TEXT) notebooks/text.html $(REPORT_CODE)
+	$(PY) scripts/check_notebook.py $(TEXT) --min-svg 4 --min-html 9 --html notebooks/text.html
 
 # Retrains every run from scratch in a temp folder and compares every output with the
 # committed notebook (timings ignored): restart-and-run-all must reproduce the report.
@@ -54,7 +62,9 @@ check-repro: setup
 	  LAB_FRESH=1 LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py notebook.ipynb $$tmp/notebook.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
 	  $(PY) scripts/compare_notebooks.py notebook.ipynb $$tmp/notebook.ipynb && \
 	  LAB_FRESH=1 LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py $(REGRESSION) $$tmp/regression.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
-	  $(PY) scripts/compare_notebooks.py $(REGRESSION) $$tmp/regression.ipynb && rm -rf $$tmp
+	  $(PY) scripts/compare_notebooks.py $(REGRESSION) $$tmp/regression.ipynb && \
+	  LAB_FRESH=1 LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py $(TEXT) $$tmp/text.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
+	  $(PY) scripts/compare_notebooks.py $(TEXT) $$tmp/text.ipynb && rm -rf $$tmp
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebook.ipynb

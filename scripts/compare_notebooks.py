@@ -11,7 +11,7 @@ import nbformat
 
 # What legitimately changes between two runs of the same computation.
 TIMING = [
-    (re.compile(r"\|\s*[\d.]+ s\s+\d+ (img|rows)/s"), "| <time>"),  # epoch lines
+    (re.compile(r"\|\s*[\d.]+ s\s+\d+ (img|rows|texts)/s"), "| <time>"),  # epoch lines
     (re.compile(r"[^\s>]*: finished run with the same config (and data )?found; reusing it\n?"), ""),
     (re.compile(r"linear probe: embedding every split once with the frozen backbone\n?"), ""),
     (re.compile(r"embeddings \[[^\]]*\] \((cached|computed now), [\d.]+ s to compute\)\n?"), ""),

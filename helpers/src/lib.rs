@@ -63,6 +63,9 @@ pub mod prelude {
     pub use crate::tasks::regression::{
         self, baselines, experiments, reference, Prepared, RegressionConfig, SeriesSpec,
     };
+    // The text track (notebooks/text.ipynb).
+    pub use crate::data::text::{grouped_split, rotten_tomatoes, TextSet};
+    pub use crate::tasks::text::{self, TextConfig, TextData, TextNetKind};
     pub use crate::train::{self, History};
     pub use crate::{Error, Result};
     pub use tch::{self, Device, Kind, Tensor};

@@ -41,21 +41,31 @@ impl Profile {
         }
     }
 
-    /// A regression config at this profile's scale (smoke: 2 epochs; full: double), named
-    /// with the profile's suffix like [`Profile::apply`] so scaled runs never collide with
-    /// the default ones.
+    /// A regression config at this profile's scale (see [`Profile::scale_run`]).
     pub fn apply_regression(
         self,
         mut cfg: crate::tasks::regression::RegressionConfig,
     ) -> crate::tasks::regression::RegressionConfig {
-        let epochs = &mut cfg.train.epochs;
+        self.scale_run(&mut cfg.name, &mut cfg.train.epochs);
+        cfg
+    }
+
+    /// A text config at this profile's scale (see [`Profile::scale_run`]).
+    pub fn apply_text(self, mut cfg: crate::tasks::text::TextConfig) -> crate::tasks::text::TextConfig {
+        self.scale_run(&mut cfg.name, &mut cfg.train.epochs);
+        cfg
+    }
+
+    /// A track run at this profile's scale: smoke at most 2 epochs, full double; named
+    /// with the profile's suffix like [`Profile::apply`], so scaled runs never collide
+    /// with the default ones.
+    pub fn scale_run(self, name: &mut String, epochs: &mut usize) {
         match self {
             Profile::Smoke => *epochs = (*epochs).min(2),
-            Profile::Default => return cfg,
+            Profile::Default => return,
             Profile::Full => *epochs *= 2,
         }
-        cfg.name = format!("{}-{}", cfg.name, self.name());
-        cfg
+        *name = format!("{name}-{}", self.name());
     }
 
     /// Epochs of the overfit-a-tiny-subset sanity check.

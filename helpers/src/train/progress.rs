@@ -46,6 +46,16 @@ impl PrintScores {
     }
 }
 
+impl PrintScores {
+    /// Text classification: accuracy, examples are texts.
+    pub fn text() -> PrintScores {
+        PrintScores {
+            score: "acc",
+            examples: "texts",
+        }
+    }
+}
+
 impl Progress for PrintScores {
     fn on_epoch(&mut self, r: &EpochRecord, epochs: usize) {
         println!("{}", epoch_line_with(r, epochs, *self));

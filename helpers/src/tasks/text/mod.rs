@@ -5,6 +5,7 @@
 pub mod analysis;
 pub mod config;
 pub mod data;
+pub mod experiments;
 pub mod fit;
 pub mod model;
 pub mod reference;
