@@ -51,7 +51,10 @@ impl Profile {
     }
 
     /// A text config at this profile's scale (see [`Profile::scale_run`]).
-    pub fn apply_text(self, mut cfg: crate::tasks::text::TextConfig) -> crate::tasks::text::TextConfig {
+    pub fn apply_text(
+        self,
+        mut cfg: crate::tasks::text::TextConfig,
+    ) -> crate::tasks::text::TextConfig {
         self.scale_run(&mut cfg.name, &mut cfg.train.epochs);
         cfg
     }

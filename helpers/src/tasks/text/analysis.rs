@@ -13,36 +13,97 @@ pub fn confident_mistakes(run: &TrainedText, data: &TextData, k: usize) -> Resul
     let (conf, pred) = run.test_probs.max_dim(-1, false);
     let conf = Vec::<f64>::try_from(&conf.to_kind(Kind::Double)).expect("1-D");
     let pred = Vec::<i64>::try_from(&pred).expect("1-D");
-    let mut wrong: Vec<usize> = (0..labels.len()).filter(|&i| pred[i] != labels[i]).collect();
+    let mut wrong: Vec<usize> = (0..labels.len())
+        .filter(|&i| pred[i] != labels[i])
+        .collect();
     wrong.sort_by(|&a, &b| conf[b].total_cmp(&conf[a]));
     wrong.truncate(k);
     let class = |i: i64| data.classes[i as usize].clone();
     Table::from_columns(
         format!("The {k} most confident mistakes on the test texts"),
         vec![
-            Column::new("text".into(), wrong.iter().map(|&i| data.test_texts[i].clone()).collect::<Vec<_>>()),
-            Column::new("true".into(), wrong.iter().map(|&i| class(labels[i])).collect::<Vec<_>>()),
-            Column::new("predicted".into(), wrong.iter().map(|&i| class(pred[i])).collect::<Vec<_>>()),
-            Column::new("confidence".into(), wrong.iter().map(|&i| conf[i]).collect::<Vec<_>>()),
+            Column::new(
+                "text".into(),
+                wrong
+                    .iter()
+                    .map(|&i| data.test_texts[i].clone())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "true".into(),
+                wrong.iter().map(|&i| class(labels[i])).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "predicted".into(),
+                wrong.iter().map(|&i| class(pred[i])).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "confidence".into(),
+                wrong.iter().map(|&i| conf[i]).collect::<Vec<_>>(),
+            ),
         ],
     )
 }
 
+/// One predictor's line of [`comparison`].
+struct Line {
+    name: String,
+    accuracy: f64,
+    macro_f1: f64,
+    train_seconds: Option<f64>,
+    parameters: Option<i64>,
+}
+
 /// Test accuracy and macro-F1 of runs (and named baselines) side by side.
-pub fn comparison(title: &str, runs: &[(&str, &TrainedText)], baselines: &[(&str, f64, f64)]) -> Result<Table> {
-    let mut rows: Vec<(String, f64, f64, Option<f64>, Option<i64>)> = runs
+pub fn comparison(
+    title: &str,
+    runs: &[(&str, &TrainedText)],
+    baselines: &[(&str, f64, f64)],
+) -> Result<Table> {
+    let mut rows: Vec<Line> = runs
         .iter()
-        .map(|(n, r)| (n.to_string(), r.test.accuracy, r.test.macro_avg.f1, Some(r.meta.train_seconds), Some(r.meta.num_parameters)))
+        .map(|(n, r)| Line {
+            name: n.to_string(),
+            accuracy: r.test.accuracy,
+            macro_f1: r.test.macro_avg.f1,
+            train_seconds: Some(r.meta.train_seconds),
+            parameters: Some(r.meta.num_parameters),
+        })
         .collect();
-    rows.extend(baselines.iter().map(|(n, a, f)| (n.to_string(), *a, *f, None, None)));
+    rows.extend(baselines.iter().map(|(n, a, f)| Line {
+        name: n.to_string(),
+        accuracy: *a,
+        macro_f1: *f,
+        train_seconds: None,
+        parameters: None,
+    }));
     Table::from_columns(
         title,
         vec![
-            Column::new("predictor".into(), rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>()),
-            Column::new("test accuracy".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
-            Column::new("macro-F1".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
-            Column::new("train s".into(), rows.iter().map(|r| r.3.unwrap_or(f64::NAN)).collect::<Vec<_>>()),
-            Column::new("parameters".into(), rows.iter().map(|r| r.4.map_or("—".into(), |p| p.to_string())).collect::<Vec<_>>()),
+            Column::new(
+                "predictor".into(),
+                rows.iter().map(|r| r.name.clone()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "test accuracy".into(),
+                rows.iter().map(|r| r.accuracy).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "macro-F1".into(),
+                rows.iter().map(|r| r.macro_f1).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "train s".into(),
+                rows.iter()
+                    .map(|r| r.train_seconds.unwrap_or(f64::NAN))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "parameters".into(),
+                rows.iter()
+                    .map(|r| r.parameters.map_or("—".into(), |p| p.to_string()))
+                    .collect::<Vec<_>>(),
+            ),
         ],
     )
 }
@@ -64,7 +125,11 @@ pub fn majority_baseline(data: &TextData) -> (f64, f64) {
 pub fn verdict(best: (&str, &TrainedText), tfidf_accuracy: f64) -> Markdown {
     let (name, run) = best;
     let acc = run.test.accuracy;
-    let versus = if acc > tfidf_accuracy { "beats" } else { "does **not** beat" };
+    let versus = if acc > tfidf_accuracy {
+        "beats"
+    } else {
+        "does **not** beat"
+    };
     let goal = if acc >= 0.79 { "meets" } else { "misses" };
     Markdown(format!(
         "The best network here, **{name}**, reaches {:.1} % test accuracy (macro-F1 {:.3}) in {:.0} s of training: it {versus} TF-IDF + logistic regression on the same split ({:.1} %) and {goal} the goal of 79 %.",

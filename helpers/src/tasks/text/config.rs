@@ -22,7 +22,11 @@ pub struct TokenConfig {
 
 impl Default for TokenConfig {
     fn default() -> Self {
-        TokenConfig { max_length: 64, min_freq: 2, max_vocab: 30_000 }
+        TokenConfig {
+            max_length: 64,
+            min_freq: 2,
+            max_vocab: 30_000,
+        }
     }
 }
 
@@ -69,9 +73,15 @@ impl TextConfig {
         positive("tokens.max_vocab", self.tokens.max_vocab as f64)?;
         self.net.validate()?;
         self.train.validate()?;
-        for (key, v) in [("train.mixup_alpha", self.train.mixup_alpha), ("train.cutmix_alpha", self.train.cutmix_alpha)] {
+        for (key, v) in [
+            ("train.mixup_alpha", self.train.mixup_alpha),
+            ("train.cutmix_alpha", self.train.cutmix_alpha),
+        ] {
             if v != 0.0 {
-                return Err(Error::config(key, format!("is {v}; image mixing does not apply to text, set it to 0")));
+                return Err(Error::config(
+                    key,
+                    format!("is {v}; image mixing does not apply to text, set it to 0"),
+                ));
             }
         }
         Ok(())
@@ -83,7 +93,8 @@ impl TextConfig {
 
     pub fn from_toml_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        toml::from_str(&text).map_err(|e| Error::data(path, format!("not a text config: {}", e.message())))
+        toml::from_str(&text)
+            .map_err(|e| Error::data(path, format!("not a text config: {}", e.message())))
     }
 
     /// Keys whose values differ, as `key: saved → requested` (the name is not compared).
@@ -98,7 +109,11 @@ impl TextConfig {
 
     pub fn flat_values(&self) -> Vec<(String, toml::Value)> {
         let mut rows = Vec::new();
-        flatten(&toml::Value::try_from(self).expect("config serialises"), "", &mut rows);
+        flatten(
+            &toml::Value::try_from(self).expect("config serialises"),
+            "",
+            &mut rows,
+        );
         rows
     }
 

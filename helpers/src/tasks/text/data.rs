@@ -47,20 +47,31 @@ pub struct TextData {
 impl TextData {
     /// Encodes `set` by `split` with a vocabulary of its training texts.
     pub fn prepare(set: &TextSet, split: &RowSplit, tokens: &TokenConfig) -> TextData {
-        let texts = |rows: &[usize]| rows.iter().map(|&r| set.texts[r].as_str()).collect::<Vec<_>>();
-        let vocab = Vocabulary::fit(texts(&split.train).into_iter(), tokens.min_freq, tokens.max_vocab);
+        let texts = |rows: &[usize]| {
+            rows.iter()
+                .map(|&r| set.texts[r].as_str())
+                .collect::<Vec<_>>()
+        };
+        let vocab = Vocabulary::fit(
+            texts(&split.train).into_iter(),
+            tokens.min_freq,
+            tokens.max_vocab,
+        );
         let arrays = |rows: &[usize]| {
             let encoded = vocab.encode(texts(rows).into_iter(), tokens.max_length);
             let labels: Vec<i64> = rows.iter().map(|&r| set.labels[r]).collect();
             TextArrays {
-                ids: Tensor::from_slice(&encoded.ids).view([rows.len() as i64, tokens.max_length as i64]),
+                ids: Tensor::from_slice(&encoded.ids)
+                    .view([rows.len() as i64, tokens.max_length as i64]),
                 labels: Tensor::from_slice(&labels),
                 encoded,
             }
         };
         #[derive(Serialize)]
         struct Fingerprint<'a>(&'a str, &'a RowSplit, &'a TokenConfig);
-        let digest = Sha256::digest(serde_json::to_vec(&Fingerprint(&set.sha256, split, tokens)).expect("serialises"));
+        let digest = Sha256::digest(
+            serde_json::to_vec(&Fingerprint(&set.sha256, split, tokens)).expect("serialises"),
+        );
         TextData {
             name: set.name.clone(),
             classes: set.classes.clone(),

@@ -17,7 +17,12 @@ use polars::prelude::Column;
 /// The LR range test (1e-5 → 1) over `steps` steps of a fresh network of `cfg`.
 pub fn lr_range(cfg: &TextConfig, data: &TextData, steps: usize) -> Result<LrFinder> {
     tch::manual_seed(cfg.seed as i64);
-    let net = TextNet::new(&cfg.net, data.vocab.len() as i64, data.classes.len() as i64, tch::Device::Cpu)?;
+    let net = TextNet::new(
+        &cfg.net,
+        data.vocab.len() as i64,
+        data.classes.len() as i64,
+        tch::Device::Cpu,
+    )?;
     let task = TextClassification {
         net: &net,
         train: &data.train,
@@ -47,29 +52,61 @@ pub fn compare(
     let (base_run, base_data) = base;
     let mut rows = vec![row("baseline", base_run)];
     for (name, edit) in variants {
-        let cfg = base_run.config.variant(&format!("{}_{name}", base_run.config.name), |c| edit(c));
+        let cfg = base_run
+            .config
+            .variant(&format!("{}_{name}", base_run.config.name), |c| edit(c));
         let run = if cfg.tokens == base_data.tokens {
             fit(&cfg, base_data, opts, progress)?
         } else {
-            fit(&cfg, &TextData::prepare(set, split, &cfg.tokens), opts, progress)?
+            fit(
+                &cfg,
+                &TextData::prepare(set, split, &cfg.tokens),
+                opts,
+                progress,
+            )?
         };
         rows.push(row(&name, &run));
     }
     Table::from_columns(
         title,
         vec![
-            Column::new("variant".into(), rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>()),
-            Column::new("best epoch".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
-            Column::new("val accuracy".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
-            Column::new("test accuracy".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
-            Column::new("macro-F1".into(), rows.iter().map(|r| r.4).collect::<Vec<_>>()),
-            Column::new("train s".into(), rows.iter().map(|r| r.5).collect::<Vec<_>>()),
+            Column::new(
+                "variant".into(),
+                rows.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "best epoch".into(),
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "val accuracy".into(),
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "test accuracy".into(),
+                rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "macro-F1".into(),
+                rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "train s".into(),
+                rows.iter().map(|r| r.5).collect::<Vec<_>>(),
+            ),
         ],
     )
 }
 
 fn row(name: &str, r: &TrainedText) -> (String, u64, f64, f64, f64, f64) {
-    (name.to_string(), r.meta.best_epoch as u64, r.meta.best_val_accuracy, r.test.accuracy, r.test.macro_avg.f1, r.meta.train_seconds)
+    (
+        name.to_string(),
+        r.meta.best_epoch as u64,
+        r.meta.best_val_accuracy,
+        r.test.accuracy,
+        r.test.macro_avg.f1,
+        r.meta.train_seconds,
+    )
 }
 
 /// The embedding size at three values around the base (÷2, ×1, ×2).
@@ -77,13 +114,21 @@ pub fn embedding_sweep(base: &TextConfig) -> Vec<Variant> {
     let d = base.net.embedding_dim;
     [(d / 2, "dim_half"), (d * 2, "dim_double")]
         .into_iter()
-        .map(|(v, n)| (n.to_string(), Box::new(move |c: &mut TextConfig| c.net.embedding_dim = v) as Box<dyn Fn(&mut TextConfig)>))
+        .map(|(v, n)| {
+            (
+                n.to_string(),
+                Box::new(move |c: &mut TextConfig| c.net.embedding_dim = v)
+                    as Box<dyn Fn(&mut TextConfig)>,
+            )
+        })
         .collect()
 }
 
 /// One change at a time: shorter texts, no dropout, hashed bigrams, every training word.
 pub fn ablations() -> Vec<Variant> {
-    let v = |n: &str, f: fn(&mut TextConfig)| (n.to_string(), Box::new(f) as Box<dyn Fn(&mut TextConfig)>);
+    let v = |n: &str, f: fn(&mut TextConfig)| {
+        (n.to_string(), Box::new(f) as Box<dyn Fn(&mut TextConfig)>)
+    };
     vec![
         v("max_length_16", |c| c.tokens.max_length = 16),
         v("no_dropout", |c| c.net.dropout = 0.0),

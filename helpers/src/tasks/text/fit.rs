@@ -56,19 +56,38 @@ pub struct TrainedText {
 
 /// Trains `cfg` on `data` under `opts.root` (reusing a finished run of the same config
 /// and data, resuming an unfinished one).
-pub fn fit(cfg: &TextConfig, data: &TextData, opts: &FitOptions, progress: &mut dyn Progress) -> Result<TrainedText> {
+pub fn fit(
+    cfg: &TextConfig,
+    data: &TextData,
+    opts: &FitOptions,
+    progress: &mut dyn Progress,
+) -> Result<TrainedText> {
     cfg.validate()?;
     if cfg.tokens != data.tokens {
-        return Err(Error::argument("data", "prepared with other `tokens` settings than the config's; prepare it with cfg.tokens"));
+        return Err(Error::argument(
+            "data",
+            "prepared with other `tokens` settings than the config's; prepare it with cfg.tokens",
+        ));
     }
     if cfg.threads > 0 {
         tch::set_num_threads(cfg.threads as i32);
     }
     let run = RunDir::at(opts.root.join(&cfg.name));
     let differing = |path: &std::path::Path| Ok(TextConfig::from_toml_file(path)?.diff(cfg));
-    let start = common::decide(&run, CONFIG_FILE, opts.existing, differing, &data.fingerprint)?;
+    let start = common::decide(
+        &run,
+        CONFIG_FILE,
+        opts.existing,
+        differing,
+        &data.fingerprint,
+    )?;
     tch::manual_seed(cfg.seed as i64);
-    let net = TextNet::new(&cfg.net, data.vocab.len() as i64, data.classes.len() as i64, tch::Device::Cpu)?;
+    let net = TextNet::new(
+        &cfg.net,
+        data.vocab.len() as i64,
+        data.classes.len() as i64,
+        tch::Device::Cpu,
+    )?;
     if start == Start::Reuse {
         crate::io::tensors::load_named(&net.weights(), &run.best_checkpoint())?;
         let history = common::replay(&run, cfg.train.epochs, progress)?;
@@ -89,10 +108,34 @@ pub fn fit(cfg: &TextConfig, data: &TextData, opts: &FitOptions, progress: &mut 
     }
     let mut opt = Optimizer::new(&cfg.train, net.weights());
     let steps = data.train.len().div_ceil(cfg.train.batch_size);
-    let mut state = common::initial_state(&run, start, &cfg.train, steps, (&net.weights(), &mut opt), progress)?;
-    let about = MetaSource { cfg, data, net: &net };
-    let track = TrackRun { run: &run, train: &cfg.train, seed: cfg.seed, hparams: common::hparams(cfg.flat_values()), score_name: "accuracy" };
-    common::train(&track, &task, &about, opts, (&mut opt, &mut state), progress)?;
+    let mut state = common::initial_state(
+        &run,
+        start,
+        &cfg.train,
+        steps,
+        (&net.weights(), &mut opt),
+        progress,
+    )?;
+    let about = MetaSource {
+        cfg,
+        data,
+        net: &net,
+    };
+    let track = TrackRun {
+        run: &run,
+        train: &cfg.train,
+        seed: cfg.seed,
+        hparams: common::hparams(cfg.flat_values()),
+        score_name: "accuracy",
+    };
+    common::train(
+        &track,
+        &task,
+        &about,
+        opts,
+        (&mut opt, &mut state),
+        progress,
+    )?;
     let meta = about.meta(&state, Status::Finished, None);
     let trained = finish(run, cfg, net, state.history, meta, data, false);
     let mut meta = trained.meta.clone();
@@ -111,12 +154,29 @@ fn write_run_files(run: &RunDir, cfg: &TextConfig, data: &TextData) -> Result<()
 }
 
 /// The best weights on the test texts.
-fn finish(run: RunDir, cfg: &TextConfig, net: TextNet, history: History, meta: TextMeta, data: &TextData, reused: bool) -> TrainedText {
+fn finish(
+    run: RunDir,
+    cfg: &TextConfig,
+    net: TextNet,
+    history: History,
+    meta: TextMeta,
+    data: &TextData,
+    reused: bool,
+) -> TrainedText {
     let logits = net.predict(&data.test.ids, cfg.train.eval_batch_size);
     let test_probs = logits.softmax(-1, Kind::Float);
     let preds = Vec::<i64>::try_from(&logits.argmax(-1, false)).expect("1-D predictions");
     let test = Metrics::compute(&data.test.label_vec(), &preds, &data.classes);
-    TrainedText { run, config: cfg.clone(), net, history, meta, test, test_probs, reused }
+    TrainedText {
+        run,
+        config: cfg.clone(),
+        net,
+        history,
+        meta,
+        test,
+        test_probs,
+        reused,
+    }
 }
 
 struct MetaSource<'a> {

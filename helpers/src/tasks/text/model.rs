@@ -33,17 +33,32 @@ pub struct TextNetConfig {
 
 impl Default for TextNetConfig {
     fn default() -> Self {
-        TextNetConfig { kind: TextNetKind::Bag, embedding_dim: 128, bigram_buckets: 0, widths: vec![3, 4, 5], filters: 100, dropout: 0.5 }
+        TextNetConfig {
+            kind: TextNetKind::Bag,
+            embedding_dim: 128,
+            bigram_buckets: 0,
+            widths: vec![3, 4, 5],
+            filters: 100,
+            dropout: 0.5,
+        }
     }
 }
 
 impl TextNetConfig {
     pub fn validate(&self) -> Result<()> {
         if self.embedding_dim <= 0 || self.filters <= 0 || self.bigram_buckets < 0 {
-            return Err(Error::config("net.embedding_dim", "embedding_dim and filters must be > 0, bigram_buckets ≥ 0"));
+            return Err(Error::config(
+                "net.embedding_dim",
+                "embedding_dim and filters must be > 0, bigram_buckets ≥ 0",
+            ));
         }
-        if self.kind == TextNetKind::Cnn && (self.widths.is_empty() || self.widths.iter().any(|&w| w <= 0)) {
-            return Err(Error::config("net.widths", format!("every width must be > 0, found {:?}", self.widths)));
+        if self.kind == TextNetKind::Cnn
+            && (self.widths.is_empty() || self.widths.iter().any(|&w| w <= 0))
+        {
+            return Err(Error::config(
+                "net.widths",
+                format!("every width must be > 0, found {:?}", self.widths),
+            ));
         }
         in_range("net.dropout", self.dropout, 0.0, 1.0, false)
     }
@@ -62,7 +77,11 @@ pub struct TextNet {
 
 impl std::fmt::Debug for TextNet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TextNet({:?}, vocab {}, {} classes)", self.config.kind, self.vocab_size, self.classes)
+        write!(
+            f,
+            "TextNet({:?}, vocab {}, {} classes)",
+            self.config.kind, self.vocab_size, self.classes
+        )
     }
 }
 
@@ -70,7 +89,12 @@ impl std::fmt::Debug for TextNet {
 const BIGRAM_PRIME: i64 = 1_000_003;
 
 impl TextNet {
-    pub fn new(config: &TextNetConfig, vocab_size: i64, classes: i64, device: Device) -> Result<TextNet> {
+    pub fn new(
+        config: &TextNetConfig,
+        vocab_size: i64,
+        classes: i64,
+        device: Device,
+    ) -> Result<TextNet> {
         config.validate()?;
         let vs = nn::VarStore::new(device);
         let root = vs.root();
@@ -85,7 +109,15 @@ impl TextNet {
             TextNetKind::Cnn => config
                 .widths
                 .iter()
-                .map(|&w| nn::conv1d(&root / format!("conv{w}"), d, config.filters, w, Default::default()))
+                .map(|&w| {
+                    nn::conv1d(
+                        &root / format!("conv{w}"),
+                        d,
+                        config.filters,
+                        w,
+                        Default::default(),
+                    )
+                })
                 .collect(),
         };
         let features = match config.kind {
@@ -93,7 +125,15 @@ impl TextNet {
             TextNetKind::Cnn => config.filters * config.widths.len() as i64,
         };
         let fc = nn::linear(&root / "fc", features, classes, Default::default());
-        Ok(TextNet { vs, config: config.clone(), vocab_size, classes, embedding, convs, fc })
+        Ok(TextNet {
+            vs,
+            config: config.clone(),
+            vocab_size,
+            classes,
+            embedding,
+            convs,
+            fc,
+        })
     }
 
     /// Logits `[batch, classes]` of padded ids `[batch, length]`.
@@ -102,17 +142,28 @@ impl TextNet {
             TextNetKind::Bag => self.bag(ids),
             TextNetKind::Cnn => self.cnn(ids),
         };
-        self.fc.forward(&features.dropout(self.config.dropout, train))
+        self.fc
+            .forward(&features.dropout(self.config.dropout, train))
     }
 
     /// Mean of the embeddings of every word and (hashed) bigram, padding excluded.
     fn bag(&self, ids: &Tensor) -> Tensor {
         let mut all = ids.shallow_clone();
         if self.config.bigram_buckets > 0 && ids.size()[1] > 1 {
-            let (a, b) = (ids.narrow(1, 0, ids.size()[1] - 1), ids.narrow(1, 1, ids.size()[1] - 1));
-            let hashed = (&a * BIGRAM_PRIME + &b).remainder(self.config.bigram_buckets) + self.vocab_size;
+            let (a, b) = (
+                ids.narrow(1, 0, ids.size()[1] - 1),
+                ids.narrow(1, 1, ids.size()[1] - 1),
+            );
+            let hashed =
+                (&a * BIGRAM_PRIME + &b).remainder(self.config.bigram_buckets) + self.vocab_size;
             let real = a.ne(PAD).logical_and(&b.ne(PAD));
-            all = Tensor::cat(&[ids.shallow_clone(), hashed.where_self(&real, &a.zeros_like())], 1);
+            all = Tensor::cat(
+                &[
+                    ids.shallow_clone(),
+                    hashed.where_self(&real, &a.zeros_like()),
+                ],
+                1,
+            );
         }
         let mask = all.ne(PAD).to_kind(Kind::Float).unsqueeze(-1);
         let summed = (self.embedding.forward(&all) * &mask).sum_dim_intlist(1, false, Kind::Float);
@@ -122,9 +173,17 @@ impl TextNet {
     /// Kim's CNN: each width's ReLU feature maps max-pooled over time, concatenated.
     fn cnn(&self, ids: &Tensor) -> Tensor {
         let widest = self.config.widths.iter().copied().max().unwrap_or(1);
-        let ids = if ids.size()[1] < widest { ids.constant_pad_nd([0, widest - ids.size()[1]]) } else { ids.shallow_clone() };
+        let ids = if ids.size()[1] < widest {
+            ids.constant_pad_nd([0, widest - ids.size()[1]])
+        } else {
+            ids.shallow_clone()
+        };
         let x = self.embedding.forward(&ids).transpose(1, 2);
-        let pooled: Vec<Tensor> = self.convs.iter().map(|c| c.forward(&x).relu().amax([2], false)).collect();
+        let pooled: Vec<Tensor> = self
+            .convs
+            .iter()
+            .map(|c| c.forward(&x).relu().amax([2], false))
+            .collect();
         Tensor::cat(&pooled, 1)
     }
 
@@ -167,7 +226,11 @@ mod tests {
     fn both_networks_give_one_logit_row_per_text() {
         let ids = Tensor::from_slice(&[2i64, 3, 4, 0, 5, 6, 0, 0]).view([2, 4]);
         for kind in [TextNetKind::Bag, TextNetKind::Cnn] {
-            let cfg = TextNetConfig { kind, bigram_buckets: 50, ..Default::default() };
+            let cfg = TextNetConfig {
+                kind,
+                bigram_buckets: 50,
+                ..Default::default()
+            };
             let net = TextNet::new(&cfg, 10, 3, Device::Cpu).unwrap();
             assert_eq!(net.predict(&ids, 1).size(), [2, 3]);
         }

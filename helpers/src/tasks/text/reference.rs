@@ -19,7 +19,12 @@ pub struct TfidfReference {
 
 /// Fits the reference on `data`'s training texts of `set` and scores its test texts;
 /// `scripts` is the repository's `scripts/` folder, `work` a folder for the texts file.
-pub fn tfidf_logistic(set: &TextSet, data: &TextData, scripts: &Path, work: &Path) -> Result<TfidfReference> {
+pub fn tfidf_logistic(
+    set: &TextSet,
+    data: &TextData,
+    scripts: &Path,
+    work: &Path,
+) -> Result<TfidfReference> {
     let part = |rows: &[usize]| {
         serde_json::json!({
             "texts": rows.iter().map(|&r| &set.texts[r]).collect::<Vec<_>>(),
@@ -28,7 +33,8 @@ pub fn tfidf_logistic(set: &TextSet, data: &TextData, scripts: &Path, work: &Pat
     };
     std::fs::create_dir_all(work).map_err(|e| Error::io(work, e))?;
     let texts = work.join("split_texts.json");
-    let body = serde_json::json!({ "train": part(&data.split.train), "test": part(&data.split.test) });
+    let body =
+        serde_json::json!({ "train": part(&data.split.train), "test": part(&data.split.test) });
     crate::io::write_json(&texts, &body)?;
     let script = scripts.join("sklearn_text_reference.py");
     let python = venv_dir().join("bin/python");
@@ -36,10 +42,17 @@ pub fn tfidf_logistic(set: &TextSet, data: &TextData, scripts: &Path, work: &Pat
         .arg(&script)
         .arg(&texts)
         .output()
-        .map_err(|e| Error::io(&python, e).with_hint("run scripts/setup (it installs the venv with scikit-learn)"))?;
+        .map_err(|e| {
+            Error::io(&python, e)
+                .with_hint("run scripts/setup (it installs the venv with scikit-learn)")
+        })?;
     let _ = std::fs::remove_file(&texts);
     if !out.status.success() {
-        return Err(Error::data(&script, format!("failed: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        return Err(Error::data(
+            &script,
+            format!("failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        ));
     }
-    serde_json::from_slice(&out.stdout).map_err(|e| Error::data(&script, format!("unexpected output: {e}")))
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| Error::data(&script, format!("unexpected output: {e}")))
 }

@@ -35,7 +35,10 @@ impl Task for TextClassification<'_> {
         let device = self.net.device();
         Box::new(chunks.into_iter().map(move |idx| {
             let idx = Tensor::from_slice(&idx).to_device(device);
-            (self.train.ids.index_select(0, &idx), self.train.labels.index_select(0, &idx))
+            (
+                self.train.ids.index_select(0, &idx),
+                self.train.labels.index_select(0, &idx),
+            )
         }))
     }
 
@@ -45,15 +48,30 @@ impl Task for TextClassification<'_> {
 
     fn training_step(&self, (x, y): (Tensor, Tensor)) -> Result<StepOutput> {
         let logits = self.net.forward_t(&x, true);
-        let correct = logits.argmax(-1, false).eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
-        Ok(StepOutput { loss: self.loss(&logits, &y), examples: y.size()[0] as usize, score: correct as f64 })
+        let correct = logits
+            .argmax(-1, false)
+            .eq_tensor(&y)
+            .sum(Kind::Int64)
+            .int64_value(&[]);
+        Ok(StepOutput {
+            loss: self.loss(&logits, &y),
+            examples: y.size()[0] as usize,
+            score: correct as f64,
+        })
     }
 
     fn validate(&self) -> Option<Validation> {
         let val = self.val?;
         let logits = self.net.predict(&val.ids, self.eval_batch_size);
-        let accuracy = logits.argmax(-1, false).eq_tensor(&val.labels).to_kind(Kind::Double).mean(Kind::Double);
-        Some(Validation { loss: self.loss(&logits, &val.labels).double_value(&[]), score: accuracy.double_value(&[]) })
+        let accuracy = logits
+            .argmax(-1, false)
+            .eq_tensor(&val.labels)
+            .to_kind(Kind::Double)
+            .mean(Kind::Double);
+        Some(Validation {
+            loss: self.loss(&logits, &val.labels).double_value(&[]),
+            score: accuracy.double_value(&[]),
+        })
     }
 
     fn weights(&self) -> Vec<(String, Tensor)> {
