@@ -35,3 +35,21 @@ pub fn site_packages() -> Vec<PathBuf> {
     found.sort();
     found
 }
+
+/// Runs `script` with the venv's Python and `args`; the error of a missing interpreter
+/// says to run the setup. The caller reads the status and the output.
+pub fn run_python<I, S>(script: &std::path::Path, args: I) -> crate::Result<std::process::Output>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let python = venv_dir().join("bin/python");
+    std::process::Command::new(&python)
+        .arg(script)
+        .args(args)
+        .output()
+        .map_err(|e| {
+            crate::Error::io(&python, e)
+                .with_hint("run scripts/setup (it installs the project's Python venv)")
+        })
+}

@@ -169,14 +169,7 @@ impl Model {
     /// Trainable tensors with their names, sorted by name (a stable order, e.g. for
     /// optimiser state).
     pub fn trainable_named(&self) -> Vec<(String, Tensor)> {
-        let mut named: Vec<(String, Tensor)> = self
-            .vs
-            .variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        named
+        sorted_variables(&self.vs, true)
     }
 
     /// Number of trainable parameters.
@@ -298,4 +291,16 @@ fn apply_freeze(model: &mut Model, cfg: &ModelConfig) {
         }
     };
     model.freeze_before(index);
+}
+
+/// A store's tensors by name, sorted (a stable order for checkpoints and optimiser
+/// state); only those that train when `trainable_only`.
+pub fn sorted_variables(vs: &tch::nn::VarStore, trainable_only: bool) -> Vec<(String, Tensor)> {
+    let mut named: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| !trainable_only || t.requires_grad())
+        .collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
 }

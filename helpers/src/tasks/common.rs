@@ -165,3 +165,36 @@ pub fn replay(
         .for_each(|r| progress.on_epoch(r, epochs));
     Ok(history)
 }
+
+/// A track config as TOML.
+pub fn config_to_toml<T: serde::Serialize>(cfg: &T) -> String {
+    toml::to_string(cfg).expect("config serialises")
+}
+
+/// A track config read back; `what` names it in the error ("a regression config").
+pub fn config_from_toml_file<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    toml::from_str(&text).map_err(|e| Error::data(path, format!("not {what}: {}", e.message())))
+}
+
+/// Keys whose values differ between two configs, as `key: saved → requested` (the run
+/// name is not compared).
+pub fn config_diff<T: serde::Serialize>(saved: &T, requested: &T) -> Vec<String> {
+    let a = toml::Value::try_from(saved).expect("config serialises");
+    let b = toml::Value::try_from(requested).expect("config serialises");
+    let mut out = Vec::new();
+    crate::config::diff_values(&a, &b, "", &mut out);
+    out.retain(|k| !k.starts_with("name:"));
+    out
+}
+
+/// Every key and value of a config, flattened to dotted keys.
+pub fn config_flat<T: serde::Serialize>(cfg: &T) -> Vec<(String, toml::Value)> {
+    let mut rows = Vec::new();
+    crate::config::flatten(
+        &toml::Value::try_from(cfg).expect("config serialises"),
+        "",
+        &mut rows,
+    );
+    rows
+}

@@ -9,8 +9,7 @@
 //! The graph has a fixed `C×H×W` (the model's input shape) and a symbolic batch, so
 //! spatial sizes — and hence "SAME" padding — are tracked layer by layer at export
 //! time. The protobuf messages follow onnx/onnx.proto3 (field numbers in comments).
-mod proto;
-pub mod tabular;
+pub(crate) mod proto;
 
 use crate::io::protobuf::{put_bytes, put_packed_i64, put_str, put_varint_field};
 use crate::models::blocks::{

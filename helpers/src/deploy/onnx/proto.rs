@@ -1,22 +1,23 @@
-//! The ONNX protobuf messages both exporters write (onnx/onnx.proto3; field numbers in
+//! The ONNX protobuf messages the exporters write (this module's and the regression
+//! track's, `tasks::regression::onnx`) (onnx/onnx.proto3; field numbers in
 //! comments): value infos, attributes, and the tensor type codes.
 use crate::io::protobuf::{put_bytes, put_packed_i64, put_str, put_varint_field};
 
-pub(super) const FLOAT: u64 = 1; // TensorProto.DataType.FLOAT
-pub(super) const STRING: u64 = 8; // TensorProto.DataType.STRING
+pub(crate) const FLOAT: u64 = 1; // TensorProto.DataType.FLOAT
+pub(crate) const STRING: u64 = 8; // TensorProto.DataType.STRING
 
-pub(super) enum Dim<'a> {
+pub(crate) enum Dim<'a> {
     Value(i64),
     Param(&'a str),
 }
 
 /// ValueInfoProto{name 1, type 2: TypeProto{tensor_type 1: {elem_type 1, shape 2: {dim 1: {dim_value 1 | dim_param 2}}}}}.
-pub(super) fn value_info(name: &str, dims: &[Dim]) -> Vec<u8> {
+pub(crate) fn value_info(name: &str, dims: &[Dim]) -> Vec<u8> {
     typed_value_info(name, FLOAT, dims)
 }
 
 /// [`value_info`] of a tensor of element type `elem_type`.
-pub(super) fn typed_value_info(name: &str, elem_type: u64, dims: &[Dim]) -> Vec<u8> {
+pub(crate) fn typed_value_info(name: &str, elem_type: u64, dims: &[Dim]) -> Vec<u8> {
     let mut shape = Vec::new();
     for d in dims {
         let mut dim = Vec::new();
@@ -38,7 +39,7 @@ pub(super) fn typed_value_info(name: &str, elem_type: u64, dims: &[Dim]) -> Vec<
 }
 
 /// AttributeProto{name 1, type 20 = INT (2), i 3}.
-pub(super) fn int(name: &str, v: i64) -> Vec<u8> {
+pub(crate) fn int(name: &str, v: i64) -> Vec<u8> {
     let mut a = Vec::new();
     put_str(&mut a, 1, name);
     put_varint_field(&mut a, 3, v as u64);
@@ -47,7 +48,7 @@ pub(super) fn int(name: &str, v: i64) -> Vec<u8> {
 }
 
 /// AttributeProto{name 1, type 20 = INTS (7), ints 8}.
-pub(super) fn ints(name: &str, v: &[i64]) -> Vec<u8> {
+pub(crate) fn ints(name: &str, v: &[i64]) -> Vec<u8> {
     let mut a = Vec::new();
     put_str(&mut a, 1, name);
     put_packed_i64(&mut a, 8, v);
@@ -56,7 +57,7 @@ pub(super) fn ints(name: &str, v: &[i64]) -> Vec<u8> {
 }
 
 /// AttributeProto{name 1, type 20 = STRING (3), s 4}.
-pub(super) fn string(name: &str, v: &str) -> Vec<u8> {
+pub(crate) fn string(name: &str, v: &str) -> Vec<u8> {
     let mut a = Vec::new();
     put_str(&mut a, 1, name);
     put_str(&mut a, 4, v);
@@ -65,7 +66,7 @@ pub(super) fn string(name: &str, v: &str) -> Vec<u8> {
 }
 
 /// AttributeProto{name 1, type 20 = STRINGS (8), strings 9}.
-pub(super) fn strings(name: &str, v: &[String]) -> Vec<u8> {
+pub(crate) fn strings(name: &str, v: &[String]) -> Vec<u8> {
     let mut a = Vec::new();
     put_str(&mut a, 1, name);
     v.iter().for_each(|s| put_str(&mut a, 9, s));
@@ -75,7 +76,7 @@ pub(super) fn strings(name: &str, v: &[String]) -> Vec<u8> {
 
 /// A NodeProto{input 1, output 2, name 3, op_type 4, attribute 5, domain 7} with one output
 /// `<name>.out`; returns it.
-pub(super) fn node(
+pub(crate) fn node(
     nodes: &mut Vec<Vec<u8>>,
     (domain, op): (&str, &str),
     name: &str,
@@ -97,7 +98,7 @@ pub(super) fn node(
 }
 
 /// A float TensorProto{dims 1, data_type 2, name 8, raw_data 9 (little endian)}.
-pub(super) fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> Vec<u8> {
+pub(crate) fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> Vec<u8> {
     let mut proto = Vec::new();
     if !dims.is_empty() {
         put_packed_i64(&mut proto, 1, dims);
@@ -110,7 +111,7 @@ pub(super) fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> Vec<u8> 
 }
 
 /// OperatorSetIdProto{domain 1, version 2}.
-pub(super) fn opset(domain: &str, version: u64) -> Vec<u8> {
+pub(crate) fn opset(domain: &str, version: u64) -> Vec<u8> {
     let mut o = Vec::new();
     put_str(&mut o, 1, domain);
     put_varint_field(&mut o, 2, version);

@@ -1,13 +1,13 @@
 //! A tabular run deployed as one ONNX file (preprocessing inside, see
-//! [`crate::deploy::onnx::tabular`]) and checked by the real tools: the ONNX checker and
+//! [`super::onnx`]) and checked by the real tools: the ONNX checker and
 //! ONNX Runtime on the raw test rows, against the predictions tch made
 //! (`scripts/check_tabular_onnx.py`, run by the setup venv's Python).
 use super::data::Prepared;
 use super::evaluate::Evaluation;
 use super::fit::TrainedRegression;
+use super::onnx as tabular;
 use crate::data::tabular::Column;
-use crate::deploy::onnx::tabular;
-use crate::io::venv::venv_dir;
+use crate::io::venv::run_python;
 use crate::io::write_json;
 use crate::render::Markdown;
 use crate::{Error, Result};
@@ -100,16 +100,7 @@ pub fn export_checked(
         .collect();
     write_json(&expected_path, &by_row)?;
     let script = scripts.join("check_tabular_onnx.py");
-    let python = venv_dir().join("bin/python");
-    let out = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(&path)
-        .arg(&inputs_path)
-        .arg(&expected_path)
-        .output()
-        .map_err(|e| {
-            Error::io(&python, e).with_hint("run scripts/setup (it installs onnx and onnxruntime)")
-        })?;
+    let out = run_python(&script, [&path, &inputs_path, &expected_path])?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let mut check: OnnxCheck = serde_json::from_str(stdout.trim()).map_err(|e| {
         Error::data(

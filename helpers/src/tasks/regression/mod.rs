@@ -11,6 +11,7 @@ pub mod experiments;
 pub mod fit;
 pub mod metrics;
 pub mod model;
+pub mod onnx;
 pub mod reference;
 pub mod task;
 

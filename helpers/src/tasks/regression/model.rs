@@ -181,21 +181,12 @@ impl Net {
 
     /// Every parameter and buffer by name, sorted (checkpoints).
     pub fn weights(&self) -> Vec<(String, Tensor)> {
-        let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        named
+        crate::models::sorted_variables(&self.vs, false)
     }
 
     /// The trainable parameters by name, sorted (the optimiser's).
     pub fn trainable(&self) -> Vec<(String, Tensor)> {
-        let mut named: Vec<(String, Tensor)> = self
-            .vs
-            .variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        named
+        crate::models::sorted_variables(&self.vs, true)
     }
 
     pub fn num_parameters(&self) -> i64 {

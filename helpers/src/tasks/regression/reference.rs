@@ -4,7 +4,7 @@
 use super::fit::TrainedRegression;
 use super::metrics::RegressionMetrics;
 use crate::data::tabular::TabularSet;
-use crate::io::venv::venv_dir;
+use crate::io::venv::run_python;
 use crate::{Error, Result};
 use serde::Deserialize;
 use std::path::Path;
@@ -49,32 +49,26 @@ pub fn scikit_learn(
     quick: bool,
 ) -> Result<Reference> {
     let script = scripts.join("sklearn_reference.py");
-    let python = venv_dir().join("bin/python");
-    let mut cmd = std::process::Command::new(&python);
-    cmd.arg(&script)
-        .arg(&set.frame.source)
-        .arg(run.run.file("split.json"))
-        .arg(&set.target);
-    let categorical: Vec<&str> = set
-        .feature_names()
-        .into_iter()
-        .filter(|n| {
-            matches!(
-                set.frame.column(n),
-                Ok(crate::data::tabular::Column::Categorical(_))
-            )
-        })
-        .collect();
+    let mut args: Vec<std::ffi::OsString> = vec![
+        set.frame.source.clone().into(),
+        run.run.file("split.json").into(),
+        set.target.clone().into(),
+    ];
+    let categorical = set.feature_names().into_iter().filter(|n| {
+        matches!(
+            set.frame.column(n),
+            Ok(crate::data::tabular::Column::Categorical(_))
+        )
+    });
+    let categorical: Vec<std::ffi::OsString> = categorical.map(Into::into).collect();
     if !categorical.is_empty() {
-        cmd.arg("--categorical").args(&categorical);
+        args.push("--categorical".into());
+        args.extend(categorical);
     }
     if quick {
-        cmd.arg("--quick");
+        args.push("--quick".into());
     }
-    let out = cmd.output().map_err(|e| {
-        Error::io(&python, e)
-            .with_hint("run scripts/setup (it installs the venv with scikit-learn)")
-    })?;
+    let out = run_python(&script, &args)?;
     if !out.status.success() {
         return Err(Error::data(
             &script,

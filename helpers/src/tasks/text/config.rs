@@ -1,8 +1,9 @@
 //! [`TextConfig`]: a text-classification run — name, seed, tokenisation, network and the
 //! shared `[train]` table — as TOML, saved with the run.
 use super::model::TextNetConfig;
-use crate::config::{diff_values, flatten, validate_run_name};
+use crate::config::validate_run_name;
 use crate::error::positive;
+use crate::tasks::common;
 use crate::train::{ScheduleKind, TrainConfig};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -88,33 +89,20 @@ impl TextConfig {
     }
 
     pub fn to_toml(&self) -> String {
-        toml::to_string(self).expect("config serialises")
+        common::config_to_toml(self)
     }
 
     pub fn from_toml_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        toml::from_str(&text)
-            .map_err(|e| Error::data(path, format!("not a text config: {}", e.message())))
+        common::config_from_toml_file(path, "a text config")
     }
 
     /// Keys whose values differ, as `key: saved → requested` (the name is not compared).
     pub fn diff(&self, other: &TextConfig) -> Vec<String> {
-        let a = toml::Value::try_from(self).expect("config serialises");
-        let b = toml::Value::try_from(other).expect("config serialises");
-        let mut out = Vec::new();
-        diff_values(&a, &b, "", &mut out);
-        out.retain(|k| !k.starts_with("name:"));
-        out
+        common::config_diff(self, other)
     }
 
     pub fn flat_values(&self) -> Vec<(String, toml::Value)> {
-        let mut rows = Vec::new();
-        flatten(
-            &toml::Value::try_from(self).expect("config serialises"),
-            "",
-            &mut rows,
-        );
-        rows
+        common::config_flat(self)
     }
 
     /// A copy named `name`, changed by `edit`.

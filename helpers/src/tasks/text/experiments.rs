@@ -23,15 +23,7 @@ pub fn lr_range(cfg: &TextConfig, data: &TextData, steps: usize) -> Result<LrFin
         data.classes.len() as i64,
         tch::Device::Cpu,
     )?;
-    let task = TextClassification {
-        net: &net,
-        train: &data.train,
-        val: None,
-        batch_size: cfg.train.batch_size,
-        eval_batch_size: cfg.train.eval_batch_size,
-        label_smoothing: cfg.train.label_smoothing,
-        seed: cfg.seed,
-    };
+    let task = TextClassification::of_config(cfg, &net, &data.train, None);
     let mut opt = Optimizer::new(&cfg.train, net.weights());
     lr_find(&task, &mut opt, cfg.train.grad_clip, (1e-5, 1.0, steps))
 }

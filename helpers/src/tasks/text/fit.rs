@@ -94,15 +94,7 @@ pub fn fit(
         let meta: TextMeta = read_json(&run.file("meta.json"))?;
         return Ok(finish(run, cfg, net, history, meta, data, true));
     }
-    let task = TextClassification {
-        net: &net,
-        train: &data.train,
-        val: Some(&data.val),
-        batch_size: cfg.train.batch_size,
-        eval_batch_size: cfg.train.eval_batch_size,
-        label_smoothing: cfg.train.label_smoothing,
-        seed: cfg.seed,
-    };
+    let task = TextClassification::of_config(cfg, &net, &data.train, Some(&data.val));
     if start == Start::Fresh {
         write_run_files(&run, cfg, data)?;
     }

@@ -199,9 +199,7 @@ impl TextNet {
     }
 
     pub fn weights(&self) -> Vec<(String, Tensor)> {
-        let mut named: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
-        named.sort_by(|a, b| a.0.cmp(&b.0));
-        named
+        crate::models::sorted_variables(&self.vs, false)
     }
 
     pub fn num_parameters(&self) -> i64 {

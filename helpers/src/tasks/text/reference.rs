@@ -2,7 +2,7 @@
 //! by the setup venv's Python) on a text run's identical split.
 use super::data::TextData;
 use crate::data::text::TextSet;
-use crate::io::venv::venv_dir;
+use crate::io::venv::run_python;
 use crate::{Error, Result};
 use serde::Deserialize;
 use std::path::Path;
@@ -37,15 +37,7 @@ pub fn tfidf_logistic(
         serde_json::json!({ "train": part(&data.split.train), "test": part(&data.split.test) });
     crate::io::write_json(&texts, &body)?;
     let script = scripts.join("sklearn_text_reference.py");
-    let python = venv_dir().join("bin/python");
-    let out = std::process::Command::new(&python)
-        .arg(&script)
-        .arg(&texts)
-        .output()
-        .map_err(|e| {
-            Error::io(&python, e)
-                .with_hint("run scripts/setup (it installs the venv with scikit-learn)")
-        })?;
+    let out = run_python(&script, [&texts])?;
     let _ = std::fs::remove_file(&texts);
     if !out.status.success() {
         return Err(Error::data(

@@ -19,7 +19,25 @@ pub struct TextClassification<'a> {
     pub seed: u64,
 }
 
-impl TextClassification<'_> {
+impl<'a> TextClassification<'a> {
+    /// The task `cfg` describes (batch sizes, label smoothing, seed) over `train` and `val`.
+    pub fn of_config(
+        cfg: &super::config::TextConfig,
+        net: &'a TextNet,
+        train: &'a TextArrays,
+        val: Option<&'a TextArrays>,
+    ) -> TextClassification<'a> {
+        TextClassification {
+            net,
+            train,
+            val,
+            batch_size: cfg.train.batch_size,
+            eval_batch_size: cfg.train.eval_batch_size,
+            label_smoothing: cfg.train.label_smoothing,
+            seed: cfg.seed,
+        }
+    }
+
     fn loss(&self, logits: &Tensor, y: &Tensor) -> Tensor {
         logits.cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, self.label_smoothing)
     }

@@ -8,13 +8,13 @@
 //! in training), `Concat`, then the MLP as `Gemm`/`Relu` with batch norm folded into each
 //! `Gemm` (dropout is the identity at inference), and the target transform inverted
 //! (`Mul`, `Add`, `Exp` − 1 for a log target). Output: `prediction` `[batch, outputs]`.
-use super::proto::{
-    float_tensor, int, node, opset, strings, typed_value_info, value_info, Dim, STRING,
-};
+use super::model::{Net, NetKind};
 use crate::data::tabular::preprocess::TargetTransform;
 use crate::data::tabular::Preprocessor;
+use crate::deploy::onnx::proto::{
+    float_tensor, int, node, opset, strings, typed_value_info, value_info, Dim, STRING,
+};
 use crate::io::protobuf::{put_bytes, put_str, put_varint_field};
-use crate::tasks::regression::{Net, NetKind};
 use crate::{Error, Result};
 use std::collections::HashMap;
 use std::path::Path;
