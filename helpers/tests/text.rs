@@ -55,6 +55,19 @@ fn rotten_tomatoes_trains_beats_majority_and_is_reused() {
     let again = fit(&cfg, &data, &options(dir.path()), &mut Silent).unwrap();
     assert!(again.reused);
     assert_eq!(again.test.accuracy, run.test.accuracy);
+    // From the run directory alone, as `lab predict --text` does: the test texts' classes.
+    let first: Vec<String> = data.test_texts[..20].to_vec();
+    let predicted = helpers::tasks::text::predict_texts(&dir.path().join("bag"), &first).unwrap();
+    let (_, pred) = run.test_probs.narrow(0, 0, 20).max_dim(-1, false);
+    let pred = Vec::<i64>::try_from(&pred).unwrap();
+    let names: Vec<String> = pred
+        .iter()
+        .map(|&k| data.classes[k as usize].clone())
+        .collect();
+    assert_eq!(
+        predicted.iter().map(|p| p.0.clone()).collect::<Vec<_>>(),
+        names
+    );
     let cnn = cfg.variant("cnn", |c| {
         c.net.kind = TextNetKind::Cnn;
         c.net.embedding_dim = 32;

@@ -75,18 +75,22 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Predict the rows of a CSV with a tabular regression run (its saved preprocessing and
-    /// best weights); writes the rows with a predicted_<target> column.
+    /// Predict with a regression run (the rows of --csv, written to --out with a
+    /// predicted_<target> column) or a text run (each --text, printed with its class and
+    /// probability), from the run directory's saved preprocessing or vocabulary.
     Predict {
-        /// Regression run directory, e.g. saved_models/housing_mlp.
+        /// Run directory, e.g. saved_models/housing_mlp or saved_models/rt_bag.
         #[arg(long)]
         run: PathBuf,
         /// Rows to predict (CSV or .tsv with the training columns; a target column is ignored).
+        #[arg(long, requires = "out", conflicts_with = "text")]
+        csv: Option<PathBuf>,
+        /// Output CSV (with --csv).
         #[arg(long)]
-        csv: PathBuf,
-        /// Output CSV.
+        out: Option<PathBuf>,
+        /// A text to classify (repeatable).
         #[arg(long)]
-        out: PathBuf,
+        text: Vec<String>,
     },
     /// Drift tests (KS, MMD, χ²) of a simulated shift, or the whole detection experiment.
     Drift(monitor::DriftArgs),
@@ -162,7 +166,11 @@ fn main() -> Result<()> {
         Command::Explain(args) => explain::explain(args)?,
         Command::Export { run, out } => export_cmd(&run, &out)?,
         Command::BenchInfer(args) => infer::bench_infer(args)?,
-        Command::Predict { run, csv, out } => predict_cmd(&run, &csv, &out)?,
+        Command::Predict { run, csv, out, text } => match (csv, out) {
+            (Some(csv), Some(out)) => predict_cmd(&run, &csv, &out)?,
+            _ if !text.is_empty() => predict_text_cmd(&run, &text)?,
+            _ => anyhow::bail!("lab predict: give --csv ROWS --out FILE (a regression run) or --text \"…\" (a text run)"),
+        },
         Command::Drift(args) => monitor::drift_cmd(args)?,
         Command::Retrain(args) => monitor::retrain_cmd(args)?,
     }
@@ -177,6 +185,16 @@ fn predict_cmd(run: &std::path::Path, csv: &std::path::Path, out: &std::path::Pa
     }
     for (column, n) in &report.unknown_categories {
         println!("  {column}: {n} unseen or missing categories encoded as all zeros");
+    }
+    Ok(())
+}
+
+fn predict_text_cmd(run: &std::path::Path, texts: &[String]) -> Result<()> {
+    for (text, (class, p)) in texts
+        .iter()
+        .zip(helpers::tasks::text::predict_texts(run, texts)?)
+    {
+        println!("{class}\t{p:.3}\t{text}");
     }
     Ok(())
 }

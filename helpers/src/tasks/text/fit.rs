@@ -2,7 +2,7 @@
 //! ([`crate::tasks::common`]), then the best weights evaluated on the test texts.
 //!
 //! ```text
-//! text.toml · vocab.json (fitted on the training texts) · split.json (grouped by movie)
+//! text.toml · vocab.json (fitted on the training texts) · classes.json · split.json (grouped by movie)
 //! model_checkpoint.safetensors · last_checkpoint.safetensors · meta.json · history.csv
 //! metrics.json (accuracy, macro-F1, per class, confusion) · logs/ (TensorBoard)
 //! ```
@@ -142,6 +142,7 @@ fn write_run_files(run: &RunDir, cfg: &TextConfig, data: &TextData) -> Result<()
     std::fs::create_dir_all(&run.path).map_err(|e| Error::io(&run.path, e))?;
     write_text_atomic(&run.file(CONFIG_FILE), &cfg.to_toml())?;
     write_json(&run.file("vocab.json"), &data.vocab)?;
+    write_json(&run.file("classes.json"), &data.classes)?;
     data.split.save(&run.file("split.json"))
 }
 
@@ -196,4 +197,33 @@ impl RunMeta for MetaSource<'_> {
             versions: versions(),
         }
     }
+}
+
+/// Classifies `texts` with the run at `run_dir` (its saved vocabulary and best weights):
+/// per text, the predicted class and its probability.
+pub fn predict_texts(run_dir: &std::path::Path, texts: &[String]) -> Result<Vec<(String, f64)>> {
+    let run = RunDir::at(run_dir);
+    let cfg = TextConfig::from_toml_file(&run.file(CONFIG_FILE))
+        .map_err(|e| e.with_hint("not a text run directory (train one first)"))?;
+    let vocab: crate::data::text::Vocabulary = read_json(&run.file("vocab.json"))?;
+    let vocab = vocab.reindexed();
+    let classes: Vec<String> = read_json(&run.file("classes.json"))?;
+    let net = TextNet::new(
+        &cfg.net,
+        vocab.len() as i64,
+        classes.len() as i64,
+        tch::Device::Cpu,
+    )?;
+    crate::io::tensors::load_named(&net.weights(), &run.best_checkpoint())?;
+    let encoded = vocab.encode(texts.iter().map(String::as_str), cfg.tokens.max_length);
+    let ids =
+        Tensor::from_slice(&encoded.ids).view([texts.len() as i64, cfg.tokens.max_length as i64]);
+    let probs = net.predict(&ids, 1024).softmax(-1, Kind::Double);
+    let (p, k) = probs.max_dim(-1, false);
+    let p = Vec::<f64>::try_from(&p).expect("1-D");
+    let k = Vec::<i64>::try_from(&k).expect("1-D");
+    Ok(k.iter()
+        .zip(p)
+        .map(|(&k, p)| (classes[k as usize].clone(), p))
+        .collect())
 }
