@@ -1,6 +1,7 @@
 //! Deployment: exporting trained models to ONNX ([`onnx`]), running them with ONNX
 //! Runtime from Rust ([`ort_runtime`]), and measuring inference latency per engine
 //! ([`latency`]).
+pub mod check;
 pub mod latency;
 pub mod onnx;
 pub mod ort_runtime;

@@ -26,7 +26,7 @@ const OPSET: u64 = 17;
 /// IR version 8 goes with opset 17.
 const IR_VERSION: u64 = 8;
 use proto::FLOAT;
-const INT64: u64 = 7; // TensorProto.DataType.INT64
+use proto::INT64;
 
 /// Writes `model` as an ONNX file at `path`, atomically.
 pub fn export(model: &Model, path: &Path) -> Result<()> {

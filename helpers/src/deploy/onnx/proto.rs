@@ -5,6 +5,7 @@ use crate::io::protobuf::{put_bytes, put_packed_i64, put_str, put_varint_field};
 
 pub(crate) const FLOAT: u64 = 1; // TensorProto.DataType.FLOAT
 pub(crate) const STRING: u64 = 8; // TensorProto.DataType.STRING
+pub(crate) const INT64: u64 = 7; // TensorProto.DataType.INT64
 
 pub(crate) enum Dim<'a> {
     Value(i64),
@@ -104,6 +105,19 @@ pub(crate) fn float_tensor(name: &str, dims: &[i64], values: &[f32]) -> Vec<u8> 
         put_packed_i64(&mut proto, 1, dims);
     }
     put_varint_field(&mut proto, 2, FLOAT);
+    put_str(&mut proto, 8, name);
+    let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    put_bytes(&mut proto, 9, &raw);
+    proto
+}
+
+/// An int64 TensorProto (raw little-endian data).
+pub(crate) fn int64_tensor(name: &str, dims: &[i64], values: &[i64]) -> Vec<u8> {
+    let mut proto = Vec::new();
+    if !dims.is_empty() {
+        put_packed_i64(&mut proto, 1, dims);
+    }
+    put_varint_field(&mut proto, 2, INT64);
     put_str(&mut proto, 8, name);
     let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     put_bytes(&mut proto, 9, &raw);

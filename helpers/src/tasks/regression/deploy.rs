@@ -1,51 +1,15 @@
 //! A tabular run deployed as one ONNX file (preprocessing inside, see
 //! [`super::onnx`]) and checked by the real tools: the ONNX checker and
 //! ONNX Runtime on the raw test rows, against the predictions tch made
-//! (`scripts/check_tabular_onnx.py`, run by the setup venv's Python).
+//! ([`crate::deploy::check::check_named`]).
 use super::data::Prepared;
 use super::evaluate::Evaluation;
 use super::fit::TrainedRegression;
 use super::onnx as tabular;
 use crate::data::tabular::Column;
-use crate::io::venv::run_python;
-use crate::io::write_json;
-use crate::render::Markdown;
+use crate::deploy::check::{check_named, OnnxCheck};
 use crate::{Error, Result};
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
-
-/// What ONNX Runtime said of the export.
-#[derive(Debug, Clone, Deserialize)]
-pub struct OnnxCheck {
-    pub rows: usize,
-    pub max_abs_diff: f64,
-    pub max_rel_diff: f64,
-    pub ops: Vec<String>,
-    pub onnxruntime: String,
-    #[serde(skip)]
-    pub path: PathBuf,
-    #[serde(skip)]
-    pub bytes: u64,
-}
-
-impl OnnxCheck {
-    pub fn summary(&self) -> Markdown {
-        Markdown(format!(
-            "`{}` ({:.1} KB, raw rows in, dollars out): ONNX checker passed; ONNX Runtime {} on the {} test rows agrees with tch to a largest relative difference of {:.1e} (absolute {:.3}). Operators: {}.",
-            self.path.display(),
-            self.bytes as f64 / 1024.0,
-            self.onnxruntime,
-            self.rows,
-            self.max_rel_diff,
-            self.max_abs_diff,
-            self.ops.join(", ")
-        ))
-    }
-
-    pub fn evcxr_display(&self) {
-        self.summary().evcxr_display()
-    }
-}
 
 /// Exports `run` to `<run>/model.onnx` and checks it on `data`'s raw test rows;
 /// `scripts` is the repository's `scripts/` folder.
@@ -89,45 +53,18 @@ pub fn export_checked(
             serde_json::to_value(cells).expect("serialises"),
         );
     }
-    let (inputs_path, expected_path) = (
-        run.run.file("onnx_check_inputs.json"),
-        run.run.file("onnx_check_expected.json"),
-    );
-    write_json(&inputs_path, &inputs)?;
     let expected = Evaluation::of(&run.net, &data.test, data, 4096);
     let by_row: Vec<Vec<f64>> = (0..frame.height())
         .map(|r| expected.predicted.iter().map(|p| p[r]).collect())
         .collect();
-    write_json(&expected_path, &by_row)?;
-    let script = scripts.join("check_tabular_onnx.py");
-    let out = run_python(&script, [&path, &inputs_path, &expected_path])?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let mut check: OnnxCheck = serde_json::from_str(stdout.trim()).map_err(|e| {
-        Error::data(
-            &script,
-            format!(
-                "unexpected output ({e}): {stdout} {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        )
-    })?;
-    if !out.status.success() {
-        return Err(Error::data(
-            &path,
-            format!(
-                "ONNX Runtime disagrees with tch: largest relative difference {:.2e} > 1e-4",
-                check.max_rel_diff
-            ),
-        ));
-    }
-    for p in [&inputs_path, &expected_path] {
-        let _ = std::fs::remove_file(p);
-    }
-    check.bytes = std::fs::metadata(&path)
-        .map_err(|e| Error::io(&path, e))?
-        .len();
-    check.path = path;
-    Ok(check)
+    let what = "raw rows in, dollars out";
+    check_named(
+        &path,
+        &serde_json::Value::Object(inputs),
+        &by_row,
+        scripts,
+        what,
+    )
 }
 
 /// What [`predict_csv`] did.

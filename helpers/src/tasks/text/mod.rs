@@ -8,6 +8,7 @@ pub mod data;
 pub mod experiments;
 pub mod fit;
 pub mod model;
+pub mod onnx;
 pub mod reference;
 pub mod task;
 

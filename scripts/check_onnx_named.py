@@ -1,10 +1,13 @@
-"""Checks a tabular regression ONNX export (preprocessing inside) with the real tools: the
+"""Checks an ONNX export fed by named inputs — a tabular regression run (preprocessing
+inside: `numeric` floats and one string input per category) or a text run (`ids`) — with
+the real tools: the
 ONNX checker (full check, with shape inference), then ONNX Runtime on raw rows against
 the predictions the crate computed with tch. Prints one JSON object; exits 1 when the
 relative difference passes 1e-4 or a check fails.
 
-usage: check_tabular_onnx.py MODEL.onnx INPUTS.json EXPECTED.json
+usage: check_onnx_named.py MODEL.onnx INPUTS.json EXPECTED.json
   INPUTS.json   {"numeric": [[x, null, ...], ...], "<categorical column>": ["value", ...], ...}
+                or {"ids": [[token id, ...], ...]}
   EXPECTED.json [[prediction, ...], ...]
 """
 import json
@@ -24,6 +27,8 @@ def main() -> int:
     for name, values in raw.items():
         if name == "numeric":
             feeds[name] = np.array([[np.nan if v is None else v for v in row] for row in values], dtype=np.float32)
+        elif name == "ids":  # a text model's token ids
+            feeds[name] = np.array(values, dtype=np.int64)
         else:
             feeds[name] = np.array(values, dtype=object).reshape(-1, 1)
     expected = np.array(json.load(open(expected_path)), dtype=np.float64)
