@@ -53,3 +53,23 @@ where
                 .with_hint("run scripts/setup (it installs the project's Python venv)")
         })
 }
+
+/// [`run_python`] for a script that prints one JSON object: a failed run is an error
+/// carrying its stderr, the output is parsed into `T`.
+pub fn run_python_json<T, I, S>(script: &std::path::Path, args: I) -> crate::Result<T>
+where
+    T: serde::de::DeserializeOwned,
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = run_python(script, args)?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(crate::Error::data(
+            script,
+            format!("failed: {}", stderr.trim()),
+        ));
+    }
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| crate::Error::data(script, format!("unexpected output: {e}")))
+}

@@ -55,6 +55,25 @@ pub fn decide(
     )
 }
 
+/// A track config's run: sets libtorch's threads (`threads` > 0), opens the run
+/// directory `opts.root/<name>`, decides how to start it ([`decide`]), then seeds
+/// libtorch's generator with `seed` so the network built next is the same every time.
+pub fn open_run(
+    (name, threads, seed): (&str, usize, u64),
+    config_file: &str,
+    opts: &FitOptions,
+    differing: impl FnOnce(&Path) -> Result<Vec<String>>,
+    fingerprint: &str,
+) -> Result<(RunDir, Start)> {
+    if threads > 0 {
+        tch::set_num_threads(threads as i32);
+    }
+    let run = RunDir::at(opts.root.join(name));
+    let start = decide(&run, config_file, opts.existing, differing, fingerprint)?;
+    tch::manual_seed(seed as i64);
+    Ok((run, start))
+}
+
 /// The state to train from: the last checkpoint's (weights and optimiser restored into
 /// `weights` and `opt`) when resuming, a fresh one otherwise.
 pub fn initial_state(
@@ -197,4 +216,20 @@ pub fn config_flat<T: serde::Serialize>(cfg: &T) -> Vec<(String, toml::Value)> {
         &mut rows,
     );
     rows
+}
+
+/// The training batches of `epoch` as row indices: `0..rows` shuffled by a generator
+/// fixed by (seed, `stream` + epoch), so a resumed run replays them, cut into chunks of
+/// `batch_size`; a last chunk shorter than `min_len` is dropped (batch norm needs two).
+pub fn epoch_batches(
+    rows: usize,
+    batch_size: usize,
+    (seed, stream): (u64, u64),
+    epoch: usize,
+    min_len: usize,
+) -> Vec<Vec<i64>> {
+    let mut order: Vec<i64> = (0..rows as i64).collect();
+    crate::rng::Rng::new(seed, stream + epoch as u64).shuffle(&mut order);
+    let chunks = order.chunks(batch_size).filter(|c| c.len() >= min_len);
+    chunks.map(<[i64]>::to_vec).collect()
 }

@@ -82,19 +82,9 @@ pub fn fit(
     progress: &mut dyn Progress,
 ) -> Result<TrainedRegression> {
     cfg.validate()?;
-    if cfg.threads > 0 {
-        tch::set_num_threads(cfg.threads as i32);
-    }
-    let run = RunDir::at(opts.root.join(&cfg.name));
     let differing = |path: &std::path::Path| Ok(RegressionConfig::from_toml_file(path)?.diff(cfg));
-    let start = common::decide(
-        &run,
-        CONFIG_FILE,
-        opts.existing,
-        differing,
-        &data.fingerprint,
-    )?;
-    tch::manual_seed(cfg.seed as i64);
+    let identity = (cfg.name.as_str(), cfg.threads, cfg.seed);
+    let (run, start) = common::open_run(identity, CONFIG_FILE, opts, differing, &data.fingerprint)?;
     let net = Net::new(
         &cfg.net,
         data.input,

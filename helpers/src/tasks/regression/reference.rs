@@ -4,8 +4,8 @@
 use super::fit::TrainedRegression;
 use super::metrics::RegressionMetrics;
 use crate::data::tabular::TabularSet;
-use crate::io::venv::run_python;
-use crate::{Error, Result};
+use crate::io::venv::run_python_json;
+use crate::Result;
 use serde::Deserialize;
 use std::path::Path;
 
@@ -68,15 +68,7 @@ pub fn scikit_learn(
     if quick {
         args.push("--quick".into());
     }
-    let out = run_python(&script, &args)?;
-    if !out.status.success() {
-        return Err(Error::data(
-            &script,
-            format!("failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
-        ));
-    }
-    serde_json::from_slice(&out.stdout)
-        .map_err(|e| Error::data(&script, format!("unexpected output: {e}")))
+    run_python_json(&script, &args)
 }
 
 impl Reference {

@@ -4,7 +4,7 @@
 //! the best epoch.
 use super::data::Arrays;
 use super::model::Net;
-use crate::rng::Rng;
+use crate::tasks::common::epoch_batches;
 use crate::train::{StepOutput, Task, Validation};
 use crate::Result;
 use serde::{Deserialize, Serialize};
@@ -63,24 +63,13 @@ impl<'a> Regression<'a> {
     }
 }
 
-/// Row order of `epoch`: a permutation fixed by (seed, epoch), so a resumed run replays it.
-pub fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<i64> {
-    let mut order: Vec<i64> = (0..n as i64).collect();
-    Rng::new(seed, 0x5E55 + epoch as u64).shuffle(&mut order);
-    order
-}
-
 impl Task for Regression<'_> {
     type Batch = (Tensor, Tensor);
 
     /// Shuffled batches; a last batch of one row is dropped (batch norm needs two).
     fn train_batches(&self, epoch: usize) -> Box<dyn Iterator<Item = (Tensor, Tensor)> + '_> {
-        let order = epoch_order(self.train.len(), self.seed, epoch);
-        let chunks: Vec<Vec<i64>> = order
-            .chunks(self.batch_size)
-            .filter(|c| c.len() > 1)
-            .map(<[i64]>::to_vec)
-            .collect();
+        let seeds = (self.seed, 0x5E55);
+        let chunks = epoch_batches(self.train.len(), self.batch_size, seeds, epoch, 2);
         let device = self.net.device();
         Box::new(chunks.into_iter().map(move |idx| {
             let idx = Tensor::from_slice(&idx).to_device(device);

@@ -2,7 +2,7 @@
 //! by the setup venv's Python) on a text run's identical split.
 use super::data::TextData;
 use crate::data::text::TextSet;
-use crate::io::venv::run_python;
+use crate::io::venv::run_python_json;
 use crate::{Error, Result};
 use serde::Deserialize;
 use std::path::Path;
@@ -37,14 +37,7 @@ pub fn tfidf_logistic(
         serde_json::json!({ "train": part(&data.split.train), "test": part(&data.split.test) });
     crate::io::write_json(&texts, &body)?;
     let script = scripts.join("sklearn_text_reference.py");
-    let out = run_python(&script, [&texts])?;
+    let result = run_python_json(&script, [&texts]);
     let _ = std::fs::remove_file(&texts);
-    if !out.status.success() {
-        return Err(Error::data(
-            &script,
-            format!("failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
-        ));
-    }
-    serde_json::from_slice(&out.stdout)
-        .map_err(|e| Error::data(&script, format!("unexpected output: {e}")))
+    result
 }

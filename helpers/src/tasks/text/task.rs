@@ -4,7 +4,7 @@
 //! the best epoch.
 use super::data::TextArrays;
 use super::model::TextNet;
-use crate::rng::Rng;
+use crate::tasks::common::epoch_batches;
 use crate::train::{StepOutput, Task, Validation};
 use crate::Result;
 use tch::{Device, Kind, Reduction, Tensor};
@@ -47,9 +47,8 @@ impl Task for TextClassification<'_> {
     type Batch = (Tensor, Tensor);
 
     fn train_batches(&self, epoch: usize) -> Box<dyn Iterator<Item = (Tensor, Tensor)> + '_> {
-        let mut order: Vec<i64> = (0..self.train.len() as i64).collect();
-        Rng::new(self.seed, 0x7E47 + epoch as u64).shuffle(&mut order);
-        let chunks: Vec<Vec<i64>> = order.chunks(self.batch_size).map(<[i64]>::to_vec).collect();
+        let seeds = (self.seed, 0x7E47);
+        let chunks = epoch_batches(self.train.len(), self.batch_size, seeds, epoch, 1);
         let device = self.net.device();
         Box::new(chunks.into_iter().map(move |idx| {
             let idx = Tensor::from_slice(&idx).to_device(device);
