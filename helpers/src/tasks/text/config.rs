@@ -73,6 +73,17 @@ impl TextConfig {
         positive("tokens.max_length", self.tokens.max_length as f64)?;
         positive("tokens.max_vocab", self.tokens.max_vocab as f64)?;
         self.net.validate()?;
+        if self.net.kind == super::TextNetKind::Transformer
+            && self.tokens.max_length as i64 > self.net.max_positions
+        {
+            return Err(Error::config(
+                "net.max_positions",
+                format!(
+                    "is {}, below tokens.max_length {}: the learned positions must cover every kept token",
+                    self.net.max_positions, self.tokens.max_length
+                ),
+            ));
+        }
         self.train.validate()?;
         for (key, v) in [
             ("train.mixup_alpha", self.train.mixup_alpha),

@@ -3,6 +3,7 @@
 use super::config::TokenConfig;
 use crate::data::tabular::RowSplit;
 use crate::data::text::{Encoded, TextSet, Vocabulary};
+use crate::{Error, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tch::Tensor;
@@ -45,8 +46,10 @@ pub struct TextData {
 }
 
 impl TextData {
-    /// Encodes `set` by `split` with a vocabulary of its training texts.
-    pub fn prepare(set: &TextSet, split: &RowSplit, tokens: &TokenConfig) -> TextData {
+    /// Encodes `set` by `split` with a vocabulary of its training texts. A class with no
+    /// training text (seen only in validation or test) is an error: no model can learn it.
+    pub fn prepare(set: &TextSet, split: &RowSplit, tokens: &TokenConfig) -> Result<TextData> {
+        untrainable_class(set, split)?;
         let texts = |rows: &[usize]| {
             rows.iter()
                 .map(|&r| set.texts[r].as_str())
@@ -72,7 +75,7 @@ impl TextData {
         let digest = Sha256::digest(
             serde_json::to_vec(&Fingerprint(&set.sha256, split, tokens)).expect("serialises"),
         );
-        TextData {
+        Ok(TextData {
             name: set.name.clone(),
             classes: set.classes.clone(),
             train: arrays(&split.train),
@@ -83,6 +86,22 @@ impl TextData {
             tokens: tokens.clone(),
             split: split.clone(),
             fingerprint: crate::io::hex(&digest),
+        })
+    }
+}
+
+fn untrainable_class(set: &TextSet, split: &RowSplit) -> Result<()> {
+    let train = set.class_counts(&split.train);
+    let held_out = set.class_counts(&[split.val.as_slice(), &split.test].concat());
+    match (0..train.len()).find(|&c| train[c] == 0 && held_out[c] > 0) {
+        None => Ok(()),
+        Some(c) => {
+            let class = &set.classes[c];
+            Err(Error::data(
+                &set.name,
+                format!("class `{class}` has {} validation/test texts and none in train: no model can learn it", held_out[c]),
+            )
+            .with_hint(format!("add training texts of `{class}`, or drop it: set.without_classes(&[\"{class}\"]) (its texts are counted as skipped)")))
         }
     }
 }

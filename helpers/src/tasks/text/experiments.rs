@@ -52,7 +52,7 @@ pub fn compare(
         } else {
             fit(
                 &cfg,
-                &TextData::prepare(set, split, &cfg.tokens),
+                &TextData::prepare(set, split, &cfg.tokens)?,
                 opts,
                 progress,
             )?

@@ -5,6 +5,7 @@
 pub mod analysis;
 pub mod config;
 pub mod data;
+pub mod encoder;
 pub mod experiments;
 pub mod fit;
 pub mod model;
