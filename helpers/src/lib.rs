@@ -64,7 +64,7 @@ pub mod prelude {
         self, baselines, experiments, reference, Prepared, RegressionConfig, SeriesSpec,
     };
     // The text track (notebooks/text.ipynb).
-    pub use crate::data::text::{grouped_split, rotten_tomatoes, TextSet};
+    pub use crate::data::text::{grouped_split, rotten_tomatoes, tweets, TextSet};
     pub use crate::tasks::text::{self, TextConfig, TextData, TextNetKind};
     pub use crate::train::{self, History};
     pub use crate::{Error, Result};

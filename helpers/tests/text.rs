@@ -2,7 +2,7 @@
 //! grouped split, vocabulary from the training texts, the loop, reuse, the reference.
 use helpers::data::text::{grouped_split, rotten_tomatoes, tweets, Columns, TextSet, Vocabulary};
 use helpers::run::{Existing, FitOptions};
-use helpers::tasks::text::{analysis, fit, reference, TextConfig, TextData, TextNetKind};
+use helpers::tasks::text::{analysis, fit, onnx, reference, TextConfig, TextData, TextNetKind};
 use helpers::train::Silent;
 use std::path::{Path, PathBuf};
 
@@ -74,13 +74,31 @@ fn rotten_tomatoes_trains_beats_majority_and_is_reused() {
         c.net.filters = 16;
         c.train.epochs = 1;
     });
-    assert!(
-        fit(&cnn, &data, &options(dir.path()), &mut Silent)
-            .unwrap()
-            .test
-            .accuracy
-            > majority
-    );
+    let cnn = fit(&cnn, &data, &options(dir.path()), &mut Silent).unwrap();
+    assert!(cnn.test.accuracy > majority);
+    // Deployed: ONNX Runtime on the test ids agrees with tch, for the CNN and for a
+    // bag with hashed bigrams (the hashing is part of the graph) and for the Transformer.
+    let bigrams = cfg.variant("bigrams", |c| {
+        c.net.bigram_buckets = 5_000;
+        c.train.epochs = 1;
+    });
+    let bigrams = fit(&bigrams, &data, &options(dir.path()), &mut Silent).unwrap();
+    let transformer = cfg.clone().transformer().variant("transformer", |c| {
+        c.net.embedding_dim = 32;
+        c.net.ff_dim = 64;
+        c.train.epochs = 1;
+    });
+    let transformer = fit(&transformer, &data, &options(dir.path()), &mut Silent).unwrap();
+    for (run, op) in [
+        (&cnn, "ReduceMax"),
+        (&bigrams, "Mod"),
+        (&transformer, "Erf"),
+    ] {
+        let check = onnx::export_checked(run, &data, &repo_file("scripts")).unwrap();
+        assert_eq!(check.rows, data.test.len());
+        assert!(check.max_rel_diff <= 1e-4, "{check:?}");
+        assert!(check.ops.contains(&op.to_string()), "{:?}", check.ops);
+    }
     let tfidf = reference::tfidf_logistic(&set, &data, &repo_file("scripts"), dir.path()).unwrap();
     assert!(tfidf.accuracy > 0.7 && tfidf.accuracy < 0.85, "{tfidf:?}");
 }

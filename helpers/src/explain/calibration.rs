@@ -5,7 +5,7 @@ use crate::evaluate::Predictions;
 use crate::plot::{self, Figure, Series};
 use crate::render::evcxr_emit;
 use crate::Result;
-use tch::Kind;
+use tch::{Kind, Tensor};
 
 /// Per-bin confidence and accuracy, and the ECE.
 #[derive(Debug, Clone)]
@@ -18,13 +18,31 @@ pub struct Reliability {
 
 /// Reliability of the top-class probabilities in `num_bins` equal-width bins over [0, 1].
 pub fn reliability(preds: &Predictions, num_bins: usize) -> Result<Reliability> {
-    let conf = Vec::<f64>::try_from(preds.probs.max_dim(1, false).0.to_kind(Kind::Double))?;
+    reliability_of(&preds.probs, &preds.labels, num_bins)
+}
+
+/// Reliability of any classifier's probabilities `[n, classes]` against its labels: the
+/// top class is the prediction, its probability the confidence.
+pub fn reliability_of(probs: &Tensor, labels: &[i64], num_bins: usize) -> Result<Reliability> {
+    let (conf, pred) = probs.max_dim(1, false);
+    let conf = Vec::<f64>::try_from(conf.to_kind(Kind::Double))?;
+    let pred = Vec::<i64>::try_from(pred)?;
+    if conf.len() != labels.len() || num_bins == 0 {
+        return Err(crate::Error::argument(
+            "labels",
+            format!(
+                "{} labels for {} probability rows, {num_bins} bins: need one label per row and ≥ 1 bin",
+                labels.len(),
+                conf.len()
+            ),
+        ));
+    }
     let mut sums = vec![(0.0f64, 0usize, 0usize); num_bins];
     for (i, &c) in conf.iter().enumerate() {
         // Bin b holds (b/B, (b+1)/B]; a confidence of exactly 0 goes to the first bin.
         let b = ((c * num_bins as f64).ceil() as usize).clamp(1, num_bins) - 1;
         sums[b].0 += c;
-        sums[b].1 += usize::from(preds.preds[i] == preds.labels[i]);
+        sums[b].1 += usize::from(pred[i] == labels[i]);
         sums[b].2 += 1;
     }
     let n = conf.len().max(1) as f64;
@@ -74,7 +92,6 @@ impl Reliability {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Tensor;
 
     #[test]
     fn ece_by_hand() -> Result<()> {

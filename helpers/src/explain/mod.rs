@@ -6,5 +6,5 @@ pub mod faithfulness;
 pub mod gradcam;
 pub mod overlay;
 
-pub use calibration::{reliability, Reliability};
+pub use calibration::{reliability, reliability_of, Reliability};
 pub use gradcam::{cam, Cam, CamMethod};

@@ -1,6 +1,7 @@
 //! `lab`: the notebook's steps from the command line, for long runs outside Jupyter.
 //! Every subcommand calls the same library functions the notebook cells call.
 mod bench;
+mod bench_text;
 mod experiments;
 mod explain;
 mod infer;
@@ -45,6 +46,9 @@ enum Command {
     /// Embedding throughput (images/s) of a pretrained backbone, as a linear probe
     /// computes it; compare with scripts/bench_embed_pytorch.py.
     BenchEmbed(bench::BenchEmbedArgs),
+    /// Tokenisation throughput (texts/s) of the text track's tokenizer against Hugging
+    /// Face `tokenizers` (scripts/bench_tokenizers.py) on the same vocabulary.
+    BenchTokenize(bench_text::BenchTokenizeArgs),
     /// Learning-rate range test: prints the suggestions, writes the curve as SVG.
     LrFind(experiments::LrFindArgs),
     /// Train every point of the config's [grid] (finished points are reused).
@@ -160,6 +164,7 @@ fn main() -> Result<()> {
         Command::Bench(args) => bench::run(args)?,
         Command::Report { runs, out } => report_cmd(&runs, &out)?,
         Command::BenchEmbed(args) => bench::run_embed(args)?,
+        Command::BenchTokenize(args) => bench_text::run(args)?,
         Command::LrFind(args) => experiments::lr_find(args, &session)?,
         Command::Grid(args) => experiments::grid(args, &session)?,
         Command::Ablate(args) => experiments::ablate(args, &session)?,

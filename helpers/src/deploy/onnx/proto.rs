@@ -1,7 +1,7 @@
 //! The ONNX protobuf messages the exporters write (this module's and the regression
 //! track's, `tasks::regression::onnx`) (onnx/onnx.proto3; field numbers in
 //! comments): value infos, attributes, and the tensor type codes.
-use crate::io::protobuf::{put_bytes, put_packed_i64, put_str, put_varint_field};
+use crate::io::protobuf::{put_bytes, put_float, put_packed_i64, put_str, put_varint_field};
 
 pub(crate) const FLOAT: u64 = 1; // TensorProto.DataType.FLOAT
 pub(crate) const STRING: u64 = 8; // TensorProto.DataType.STRING
@@ -45,6 +45,15 @@ pub(crate) fn int(name: &str, v: i64) -> Vec<u8> {
     put_str(&mut a, 1, name);
     put_varint_field(&mut a, 3, v as u64);
     put_varint_field(&mut a, 20, 2);
+    a
+}
+
+/// AttributeProto{name 1, type 20 = FLOAT (1), f 2}.
+pub(crate) fn float_attr(name: &str, v: f32) -> Vec<u8> {
+    let mut a = Vec::new();
+    put_str(&mut a, 1, name);
+    put_float(&mut a, 2, v);
+    put_varint_field(&mut a, 20, 1);
     a
 }
 

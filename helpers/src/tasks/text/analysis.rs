@@ -1,7 +1,8 @@
 //! Reading a text model's errors: the test texts it got wrong with the most confidence,
-//! and a comparison of runs and baselines on the same test texts.
+//! its calibration, and a comparison of runs and baselines on the same test texts.
 use super::data::TextData;
 use super::fit::TrainedText;
+use crate::explain::{reliability_of, Reliability};
 use crate::render::{Markdown, Table};
 use crate::Result;
 use polars::prelude::Column;
@@ -43,6 +44,12 @@ pub fn confident_mistakes(run: &TrainedText, data: &TextData, k: usize) -> Resul
             ),
         ],
     )
+}
+
+/// Reliability diagram and expected calibration error of the run's test probabilities
+/// (10 equal-width bins).
+pub fn calibration(run: &TrainedText, data: &TextData) -> Result<Reliability> {
+    reliability_of(&run.test_probs, &data.test.label_vec(), 10)
 }
 
 /// One predictor's line of [`comparison`].
@@ -121,9 +128,17 @@ pub fn majority_baseline(data: &TextData) -> (f64, f64) {
     (m.accuracy, m.macro_avg.f1)
 }
 
-/// How the best network compares with the TF-IDF reference and the goal of 79 %.
-pub fn verdict(best: (&str, &TrainedText), tfidf_accuracy: f64) -> Markdown {
-    let (name, run) = best;
+/// How the network with the best validation accuracy (the test texts pick nothing)
+/// compares with the TF-IDF reference and the goal of 79 %.
+pub fn verdict(runs: &[(&str, &TrainedText)], tfidf_accuracy: f64) -> Result<Markdown> {
+    let (name, run) = runs
+        .iter()
+        .max_by(|a, b| {
+            a.1.meta
+                .best_val_accuracy
+                .total_cmp(&b.1.meta.best_val_accuracy)
+        })
+        .ok_or_else(|| crate::Error::argument("runs", "no run to judge"))?;
     let acc = run.test.accuracy;
     let versus = if acc > tfidf_accuracy {
         "beats"
@@ -131,8 +146,8 @@ pub fn verdict(best: (&str, &TrainedText), tfidf_accuracy: f64) -> Markdown {
         "does **not** beat"
     };
     let goal = if acc >= 0.79 { "meets" } else { "misses" };
-    Markdown(format!(
-        "The best network here, **{name}**, reaches {:.1} % test accuracy (macro-F1 {:.3}) in {:.0} s of training: it {versus} TF-IDF + logistic regression on the same split ({:.1} %) and {goal} the goal of 79 %.",
-        100.0 * acc, run.test.macro_avg.f1, run.meta.train_seconds, 100.0 * tfidf_accuracy
-    ))
+    Ok(Markdown(format!(
+        "The network with the best validation accuracy ({:.1} %), **{name}**, reaches {:.1} % test accuracy (macro-F1 {:.3}) in {:.0} s of training: it {versus} TF-IDF + logistic regression on the same split ({:.1} %) and {goal} the goal of 79 %.",
+        100.0 * run.meta.best_val_accuracy, 100.0 * acc, run.test.macro_avg.f1, run.meta.train_seconds, 100.0 * tfidf_accuracy
+    )))
 }

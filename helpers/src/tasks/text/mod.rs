@@ -1,8 +1,10 @@
 //! The text-classification track on the one training loop: [`TextData`] (ids per split,
 //! the vocabulary fitted on the training texts), [`TextNet`] (fastText-style bag, Kim's
-//! CNN), the [`TextClassification`] task, [`fit`] into a run directory, error analysis
-//! and the scikit-learn TF-IDF reference on the identical split.
+//! CNN, Transformer), the [`TextClassification`] task, [`fit`] into a run directory, error
+//! analysis with per-token attributions, and the scikit-learn TF-IDF reference on the
+//! identical split.
 pub mod analysis;
+pub mod attribution;
 pub mod config;
 pub mod data;
 pub mod encoder;

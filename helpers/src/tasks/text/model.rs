@@ -138,7 +138,7 @@ fn embedding_init(kind: TextNetKind) -> nn::EmbeddingConfig {
 }
 
 /// A large prime for hashing id pairs into buckets.
-const BIGRAM_PRIME: i64 = 1_000_003;
+pub(crate) const BIGRAM_PRIME: i64 = 1_000_003;
 
 impl TextNet {
     pub fn new(

@@ -1,14 +1,17 @@
 //! Sanity checks before spending compute (Karpathy, "A recipe for training neural
 //! networks", 2019): the initial loss is ln C, every parameter receives a finite
-//! non-zero gradient, and the model can drive a tiny subset to ~100 % accuracy.
-use crate::config::RunConfig;
-use crate::data::{Dataset, Loader, Normalization};
-use crate::models::{self, Model};
+//! non-zero gradient, and the model can drive a tiny subset to ~100 % accuracy. The
+//! verdicts and the gradient check are the loop's, for any [`Task`]; building a fresh
+//! model and a tiny subset is each track's ([`image`], [`text`]).
+pub mod image;
+pub mod text;
+
+pub use image::{gradient_flow, initial_loss, overfit_tiny};
+
 use crate::plot::{self, Figure, Series};
 use crate::render::{escape, evcxr_emit, Table};
-use crate::tasks::image::{Batches, ImageClassification};
 use crate::train::trainer::gradients_of;
-use crate::train::{LoopState, Optimizer, Precision, Schedule, Task, Trainer};
+use crate::train::{History, Task};
 use crate::{Error, Result};
 use polars::prelude::Column;
 
@@ -51,24 +54,26 @@ impl Check {
     }
 }
 
-/// Mean cross-entropy of a freshly initialised model over the first batches, against
+/// Several checks rendered one after the other.
+#[derive(Debug, Clone)]
+pub struct Checks(pub Vec<Check>);
+
+impl Checks {
+    pub fn all_passed(&self) -> bool {
+        self.0.iter().all(|c| c.passed)
+    }
+
+    /// evcxr's hook.
+    pub fn evcxr_display(&self) {
+        self.0.iter().for_each(Check::evcxr_display);
+    }
+}
+
+/// The initial-loss verdict: a mean cross-entropy `measured` on a fresh model against
 /// ln C. Tolerance: 15 % of ln C (a random init gives near-uniform logits; much more
 /// means a wrong init scale or label format).
-pub fn initial_loss(model: &Model, loader: &Loader) -> Result<Check> {
-    let expected = (model.num_classes as f64).ln();
-    let losses: Vec<f64> = tch::no_grad(|| {
-        loader
-            .batches(0)
-            .take(4)
-            .map(|(x, y)| {
-                model
-                    .forward_t(&x, false)
-                    .cross_entropy_for_logits(&y)
-                    .double_value(&[])
-            })
-            .collect()
-    });
-    let measured = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
+pub fn initial_loss_check(measured: f64, classes: usize) -> Result<Check> {
+    let expected = (classes as f64).ln();
     let tolerance = 0.15 * expected;
     let figure = plot::bars(
         "Initial loss",
@@ -80,26 +85,28 @@ pub fn initial_loss(model: &Model, loader: &Loader) -> Result<Check> {
         name: "initial loss ≈ ln C".into(),
         passed: (measured - expected).abs() <= tolerance,
         detail: format!(
-            "{measured:.4} vs ln {} = {expected:.4} (tolerance ±{tolerance:.3})",
-            model.num_classes
+            "{measured:.4} vs ln {classes} = {expected:.4} (tolerance ±{tolerance:.3})"
         ),
         figure: Some(figure),
         table: None,
     })
 }
 
-/// One forward/backward pass on a training batch: the gradient norm of every
-/// parameter. Passes when all are finite and non-zero (no dead or detached layer).
-/// Leaves the gradients zeroed; batch-norm statistics see one batch.
-pub fn gradient_flow(model: &Model, loader: &Loader) -> Result<Check> {
-    let task = ImageClassification::new(model, Batches::Pixels(loader));
+/// One forward/backward pass of `task` on its first training batch: the gradient norm
+/// of every trainable tensor. Passes when all are finite and non-zero (no dead or
+/// detached layer). Leaves the gradients zeroed.
+pub fn gradient_flow_of<T: Task>(task: &T) -> Result<Check> {
     let batch = task
         .train_batches(0)
         .next()
         .ok_or_else(|| Error::argument("loader", "empty training split"))?;
-    let mut named = model.trainable_named();
+    let mut named: Vec<(String, tch::Tensor)> = task
+        .weights()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
     named.iter_mut().for_each(|(_, t)| t.zero_grad());
-    gradients_of(&task, batch)?;
+    gradients_of(task, batch)?;
     let norms: Vec<f64> = named
         .iter()
         .map(|(_, t)| t.grad().norm().double_value(&[]))
@@ -168,40 +175,11 @@ fn gradient_evidence(names: &[String], norms: &[f64], weights: &[f64]) -> Result
     Ok((table, figure))
 }
 
-/// Trains a fresh model of `cfg` on the first `n` training examples (no augmentation,
-/// no dropout) for `epochs`; passes when training accuracy reaches 99 %.
-pub fn overfit_tiny(cfg: &RunConfig, data: &Dataset, n: usize, epochs: usize) -> Result<Check> {
-    let subset = data.train.head(n);
-    let norm = Normalization::of(&subset.images);
-    let loader = Loader::new(
-        &subset,
-        32,
-        true,
-        None,
-        norm.clone(),
-        cfg.seed,
-        cfg.device(),
-    );
-    let mut model_cfg = cfg.model.clone();
-    model_cfg.dropout = 0.0;
-    tch::manual_seed(cfg.seed as i64);
-    let model = models::build(
-        &model_cfg,
-        data.image_shape(),
-        data.num_classes() as i64,
-        cfg.device(),
-    )?;
-    model.set_input_stats(&norm);
-    let mut train_cfg = cfg.train.clone();
-    train_cfg.weight_decay = 0.0;
-    let mut opt = Optimizer::new(&train_cfg, model.trainable_named());
-    let mut state = LoopState::new(Schedule::constant(1e-3), Precision::Fp32);
-    let mut trainer = Trainer::new(epochs);
-    trainer.validate_every = 0;
-    let task = ImageClassification::new(&model, Batches::Pixels(&loader));
-    trainer.run(&task, &mut opt, &mut state, &mut [])?;
+/// The overfit verdict from the tiny run's `history`: passes when the last epoch's
+/// training accuracy reaches 99 %; `rule` says how it was trained.
+pub fn overfit_check(history: &History, n: usize, epochs: usize, rule: &str) -> Result<Check> {
     let per_epoch = |f: fn(&crate::train::EpochRecord) -> f64| -> Vec<(f64, f64)> {
-        let epochs = state.history.epochs.iter();
+        let epochs = history.epochs.iter();
         epochs.map(|r| (r.epoch as f64, f(r))).collect()
     };
     let (losses, accs) = (per_epoch(|r| r.train_loss), per_epoch(|r| r.train_accuracy));
@@ -220,7 +198,9 @@ pub fn overfit_tiny(cfg: &RunConfig, data: &Dataset, n: usize, epochs: usize) ->
     Ok(Check {
         name: format!("overfits {n} examples"),
         passed: final_acc >= 0.99,
-        detail: format!("training accuracy {final_acc:.4} after {epochs} epochs (AdamW, lr 1e-3, no regularisation; pass ≥ 0.99)"),
+        detail: format!(
+            "training accuracy {final_acc:.4} after {epochs} epochs ({rule}; pass ≥ 0.99)"
+        ),
         figure: Some(figure),
         table: None,
     })
