@@ -41,7 +41,7 @@ test: setup
 	  $(PY) scripts/check_notebook.py $$tmp/regression.ipynb --min-svg 5 --min-html 13 --html $$tmp/regression.html && \
 	  LAB_PROFILE=smoke LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py $(TEXT) $$tmp/text.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
 	  $(PY) scripts/build_report.py $$tmp/text.ipynb $$tmp/text.html --hide-code && \
-	  $(PY) scripts/check_notebook.py $$tmp/text.ipynb --min-svg 4 --min-html 9 --html $$tmp/text.html && \
+	  $(PY) scripts/check_notebook.py $$tmp/text.ipynb --min-svg 6 --min-html 16 --html $$tmp/text.html && \
 	  rm -rf $$tmp
 
 report: setup
@@ -53,7 +53,7 @@ report: setup
 	$(PY) scripts/check_notebook.py $(REGRESSION) --min-svg 5 --min-html 13 --html notebooks/regression.html
 	$(PY) scripts/run_notebook.py $(TEXT) $(TEXT) --timeout $(NOTEBOOK_TIMEOUT)
 	$(PY) scripts/build_report.py $(TEXT) notebooks/text.html $(REPORT_CODE)
-	$(PY) scripts/check_notebook.py $(TEXT) --min-svg 4 --min-html 9 --html notebooks/text.html
+	$(PY) scripts/check_notebook.py $(TEXT) --min-svg 6 --min-html 16 --html notebooks/text.html
 
 # Retrains every run from scratch in a temp folder and compares every output with the
 # committed notebook (timings ignored): restart-and-run-all must reproduce the report.

@@ -37,8 +37,8 @@ impl Check {
         )
     }
 
-    /// evcxr's hook: verdict, then the table and figure.
-    pub fn evcxr_display(&self) {
+    /// The verdict, then the table and figure, as HTML.
+    pub fn to_html(&self) -> String {
         let color = if self.passed { "#0a7d32" } else { "#b00020" };
         let mut html = format!(
             "<p style=\"color:{color}\"><b>{}</b></p>",
@@ -50,7 +50,12 @@ impl Check {
         if let Some(f) = &self.figure {
             html += &f.svg;
         }
-        evcxr_emit("text/html", &html);
+        html
+    }
+
+    /// evcxr's hook.
+    pub fn evcxr_display(&self) {
+        evcxr_emit("text/html", &self.to_html());
     }
 }
 
@@ -63,9 +68,10 @@ impl Checks {
         self.0.iter().all(|c| c.passed)
     }
 
-    /// evcxr's hook.
+    /// evcxr's hook: one HTML output (evcxr keeps one output per MIME type and cell).
     pub fn evcxr_display(&self) {
-        self.0.iter().for_each(Check::evcxr_display);
+        let html: String = self.0.iter().map(Check::to_html).collect();
+        evcxr_emit("text/html", &html);
     }
 }
 

@@ -59,8 +59,9 @@ pub fn overfit_tiny(cfg: &TextConfig, data: &TextData, n: usize, epochs: usize) 
     trainer.validate_every = 0;
     trainer.run(&task, &mut opt, &mut state, &mut [])?;
     let rule = format!(
-        "{:?}, constant lr {:.0e}, no dropout or weight decay",
-        cfg.train.optimizer, cfg.train.lr
+        "{}, constant lr {:.0e}, no dropout or weight decay",
+        cfg.train.optimizer.label(),
+        cfg.train.lr
     );
     overfit_check(&state.history, n, epochs, &rule)
 }

@@ -58,6 +58,17 @@ pub enum OptimizerKind {
     Adamw,
 }
 
+impl OptimizerKind {
+    /// The optimiser's usual spelling, for messages and reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "SGD",
+            OptimizerKind::Adam => "Adam",
+            OptimizerKind::Adamw => "AdamW",
+        }
+    }
+}
+
 /// Learning-rate schedules (after the optional warm-up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -2,7 +2,6 @@
 //! on it — source, licence, size and class balance per split, text lengths in tokens
 //! (and how many `max_length` cuts), vocabulary size, out-of-vocabulary rates on
 //! validation and test, texts duplicated across splits, and known biases.
-use super::vocab::tokenize;
 use super::{TextSet, Vocabulary};
 use crate::data::tabular::RowSplit;
 use crate::metrics::quantile;
@@ -42,7 +41,7 @@ impl TextCard {
             encode(&split.val),
             encode(&split.test),
         );
-        let lengths: Vec<usize> = set.texts.iter().map(|t| tokenize(t).len()).collect();
+        let lengths: Vec<usize> = set.texts.iter().map(|t| vocab.tokens(t).len()).collect();
         let mut sorted: Vec<f64> = lengths.iter().map(|&l| l as f64).collect();
         sorted.sort_by(f64::total_cmp);
         let seen: HashSet<String> = split

@@ -1,5 +1,5 @@
-//! Tokenisation: lower-cased words (letters, digits and inner apostrophes) and single
-//! punctuation marks, and a [`Vocabulary`] of the training texts' words that occur at
+//! Tokenisation: words (letters, digits and inner apostrophes), lower-cased unless the
+//! vocabulary keeps case, and single punctuation marks, and a [`Vocabulary`] of the training texts' words that occur at
 //! least `min_freq` times — fitted on the training split only, saved with the run, so
 //! validation and test words it never saw count as out-of-vocabulary.
 use serde::{Deserialize, Serialize};
@@ -11,6 +11,11 @@ pub const UNK: i64 = 1;
 
 /// `"It's GREAT!"` → `["it's", "great", "!"]`.
 pub fn tokenize(text: &str) -> Vec<String> {
+    tokenize_case(text, true)
+}
+
+/// [`tokenize`], lower-casing the words only when `lowercase`.
+pub fn tokenize_case(text: &str, lowercase: bool) -> Vec<String> {
     let mut tokens = Vec::new();
     let mut word = String::new();
     let mut chars = text.chars().peekable();
@@ -19,7 +24,11 @@ pub fn tokenize(text: &str) -> Vec<String> {
             && !word.is_empty()
             && chars.peek().is_some_and(|n| n.is_alphanumeric());
         if c.is_alphanumeric() || inner_apostrophe {
-            word.extend(c.to_lowercase());
+            if lowercase {
+                word.extend(c.to_lowercase());
+            } else {
+                word.push(c);
+            }
             continue;
         }
         if !word.is_empty() {
@@ -40,8 +49,16 @@ pub fn tokenize(text: &str) -> Vec<String> {
 pub struct Vocabulary {
     pub words: Vec<String>,
     pub min_freq: usize,
+    /// Whether words are lower-cased before lookup (saved vocabularies without the key
+    /// were all lower-cased).
+    #[serde(default = "lower_cased")]
+    pub lowercase: bool,
     #[serde(skip)]
     index: HashMap<String, i64>,
+}
+
+fn lower_cased() -> bool {
+    true
 }
 
 /// Texts as padded id rows.
@@ -66,15 +83,26 @@ impl Encoded {
 }
 
 impl Vocabulary {
-    /// The words of `texts` seen at least `min_freq` times, at most `max_size` ids in all.
+    /// The lower-cased words of `texts` seen at least `min_freq` times, at most
+    /// `max_size` ids in all.
     pub fn fit<'a>(
         texts: impl Iterator<Item = &'a str>,
         min_freq: usize,
         max_size: usize,
     ) -> Vocabulary {
+        Vocabulary::fit_case(texts, min_freq, max_size, true)
+    }
+
+    /// [`Vocabulary::fit`], keeping the words' case unless `lowercase`.
+    pub fn fit_case<'a>(
+        texts: impl Iterator<Item = &'a str>,
+        min_freq: usize,
+        max_size: usize,
+        lowercase: bool,
+    ) -> Vocabulary {
         let mut counts = HashMap::<String, usize>::new();
         for t in texts {
-            for w in tokenize(t) {
+            for w in tokenize_case(t, lowercase) {
                 *counts.entry(w).or_default() += 1;
             }
         }
@@ -90,26 +118,37 @@ impl Vocabulary {
                 .take(max_size.saturating_sub(2))
                 .map(|(w, _)| w),
         );
-        Vocabulary::from_words(words, min_freq)
+        Vocabulary {
+            lowercase,
+            ..Vocabulary::from_words(words, min_freq)
+        }
     }
 
-    /// A vocabulary read back (the index is rebuilt).
+    /// A lower-casing vocabulary of `words` by id.
     pub fn from_words(words: Vec<String>, min_freq: usize) -> Vocabulary {
-        let index = words
+        Vocabulary {
+            words,
+            min_freq,
+            lowercase: true,
+            index: HashMap::new(),
+        }
+        .reindexed()
+    }
+
+    /// After deserialising: rebuilds the word index.
+    pub fn reindexed(mut self) -> Vocabulary {
+        self.index = self
+            .words
             .iter()
             .enumerate()
             .map(|(i, w)| (w.clone(), i as i64))
             .collect();
-        Vocabulary {
-            words,
-            min_freq,
-            index,
-        }
+        self
     }
 
-    /// After deserialising: rebuilds the word index.
-    pub fn reindexed(self) -> Vocabulary {
-        Vocabulary::from_words(self.words, self.min_freq)
+    /// The tokens of `text` as this vocabulary splits them (its case rule).
+    pub fn tokens(&self, text: &str) -> Vec<String> {
+        tokenize_case(text, self.lowercase)
     }
 
     pub fn len(&self) -> usize {
@@ -135,7 +174,7 @@ impl Vocabulary {
             unknown: 0,
         };
         for t in texts {
-            let tokens = tokenize(t);
+            let tokens = self.tokens(t);
             e.lengths.push(tokens.len());
             e.truncated += usize::from(tokens.len() > max_length);
             let kept: Vec<i64> = tokens.iter().take(max_length).map(|w| self.id(w)).collect();
@@ -160,6 +199,18 @@ mod tests {
             ["it's", "great", "!", "not", "'", "bad", "'", ".", ".", "."]
         );
         assert_eq!(tokenize("   "), Vec::<String>::new());
+        assert_eq!(tokenize_case("It's GREAT", false), ["It's", "GREAT"]);
+    }
+
+    #[test]
+    fn a_cased_vocabulary_keeps_case_when_encoding() {
+        let v = Vocabulary::fit_case(["Good good", "Good"].into_iter(), 1, 10, false);
+        assert_eq!(v.words, ["<pad>", "<unk>", "Good", "good"]);
+        assert_eq!(v.encode(["good GOOD"].into_iter(), 2).ids, [3, UNK]);
+        // Saved before the key existed: lower-cased.
+        let old: Vocabulary =
+            serde_json::from_str(r#"{"words": ["<pad>", "<unk>", "a"], "min_freq": 1}"#).unwrap();
+        assert!(old.lowercase);
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use super::data::TextData;
 use super::fit::TrainedText;
 use super::model::TextNet;
-use crate::data::text::vocab::{tokenize, UNK};
+use crate::data::text::vocab::UNK;
 use crate::render::{escape, evcxr_emit};
 use crate::{Error, Result};
 use tch::{Kind, Tensor};
@@ -88,7 +88,7 @@ pub fn attribute_test_text(
             format!("{index} is past the {} test texts", data.test_texts.len()),
         )
     })?;
-    let mut tokens = tokenize(text);
+    let mut tokens = data.vocab.tokens(text);
     tokens.truncate(data.tokens.max_length);
     if tokens.is_empty() {
         return Err(Error::argument(

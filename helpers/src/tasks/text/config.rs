@@ -19,6 +19,8 @@ pub struct TokenConfig {
     pub min_freq: usize,
     /// Ids at most (with `<pad>` and `<unk>`).
     pub max_vocab: usize,
+    /// Lower-case words before counting and lookup (`false`: "Good" and "good" differ).
+    pub lowercase: bool,
 }
 
 impl Default for TokenConfig {
@@ -27,6 +29,7 @@ impl Default for TokenConfig {
             max_length: 64,
             min_freq: 2,
             max_vocab: 30_000,
+            lowercase: true,
         }
     }
 }

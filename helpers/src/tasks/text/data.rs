@@ -55,10 +55,11 @@ impl TextData {
                 .map(|&r| set.texts[r].as_str())
                 .collect::<Vec<_>>()
         };
-        let vocab = Vocabulary::fit(
+        let vocab = Vocabulary::fit_case(
             texts(&split.train).into_iter(),
             tokens.min_freq,
             tokens.max_vocab,
+            tokens.lowercase,
         );
         let arrays = |rows: &[usize]| {
             let encoded = vocab.encode(texts(rows).into_iter(), tokens.max_length);

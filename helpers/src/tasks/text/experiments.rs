@@ -116,7 +116,8 @@ pub fn embedding_sweep(base: &TextConfig) -> Vec<Variant> {
         .collect()
 }
 
-/// One change at a time: shorter texts, no dropout, hashed bigrams, every training word.
+/// One change at a time: shorter texts, no dropout, hashed bigrams, every training word,
+/// words kept in their case.
 pub fn ablations() -> Vec<Variant> {
     let v = |n: &str, f: fn(&mut TextConfig)| {
         (n.to_string(), Box::new(f) as Box<dyn Fn(&mut TextConfig)>)
@@ -126,5 +127,6 @@ pub fn ablations() -> Vec<Variant> {
         v("no_dropout", |c| c.net.dropout = 0.0),
         v("bigrams_20k", |c| c.net.bigram_buckets = 20_000),
         v("min_freq_1", |c| c.tokens.min_freq = 1),
+        v("cased", |c| c.tokens.lowercase = false),
     ]
 }
