@@ -77,7 +77,7 @@ impl Reliability {
 
     /// evcxr's hook: the ECE and the diagram.
     pub fn evcxr_display(&self) {
-        let svg = self.figure().map(|f| f.svg).unwrap_or_default();
+        let svg = self.figure().map(|f| f.img_html()).unwrap_or_default();
         evcxr_emit(
             "text/html",
             &format!(

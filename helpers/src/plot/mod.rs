@@ -1,5 +1,9 @@
 //! [`Figure`]: an SVG drawing that renders inline in the notebook (evcxr's display
 //! protocol), survives `nbconvert --to html`, and saves itself to a run directory.
+//! In the notebook a figure is shown as an `<img>` of its SVG as a data URL: JupyterLab
+//! refuses `image/svg+xml` and inline `<svg>` in a notebook it has not signed (a fresh
+//! clone, a handed-in report) but shows sanitised HTML, whose `<img>` may carry any URL
+//! scheme; the raw SVG stays in the bundle for viewers that take it.
 //! Charts are drawn with plotters' SVG backend; image grids are SVG with embedded PNGs.
 mod charts;
 mod images;
@@ -56,8 +60,21 @@ impl Figure {
         Ok(path)
     }
 
-    /// evcxr's hook: renders the SVG inline.
+    /// The figure as an HTML `<img>` whose source is the SVG as a base64 data URL:
+    /// shown by trusted and untrusted notebooks alike, vector at any zoom.
+    pub fn img_html(&self) -> String {
+        use base64::Engine;
+        format!(
+            "<img class=\"lab-figure\" alt=\"{}\" src=\"data:image/svg+xml;base64,{}\">",
+            crate::render::escape(&self.name),
+            base64::engine::general_purpose::STANDARD.encode(self.svg.as_bytes())
+        )
+    }
+
+    /// evcxr's hook: one output bundle with the `<img>` (what Jupyter clients show) and
+    /// the SVG itself.
     pub fn evcxr_display(&self) {
+        evcxr_emit("text/html", &self.img_html());
         evcxr_emit("image/svg+xml", &self.svg);
     }
 }
@@ -86,4 +103,26 @@ pub(crate) fn slug(title: &str) -> String {
         .filter(|p| !p.is_empty())
         .collect::<Vec<_>>()
         .join("_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+
+    #[test]
+    fn the_img_carries_the_svg_itself() {
+        let f = Figure::from_svg("a<b", "<svg xmlns=\"http://www.w3.org/2000/svg\"/>".into());
+        let html = f.img_html();
+        assert!(html.starts_with("<img class=\"lab-figure\" alt=\"a&lt;b\""));
+        let b64 = html
+            .split("base64,")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches("\">");
+        let svg = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        assert_eq!(String::from_utf8(svg).unwrap(), f.svg);
+    }
 }

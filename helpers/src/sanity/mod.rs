@@ -48,7 +48,7 @@ impl Check {
             html += &t.to_html();
         }
         if let Some(f) = &self.figure {
-            html += &f.svg;
+            html += &f.img_html();
         }
         html
     }

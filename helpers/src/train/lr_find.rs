@@ -177,7 +177,7 @@ impl LrFinder {
 
     /// evcxr's hook: the suggestions and the curve.
     pub fn evcxr_display(&self) {
-        let svg = self.figure().map(|f| f.svg).unwrap_or_default();
+        let svg = self.figure().map(|f| f.img_html()).unwrap_or_default();
         evcxr_emit(
             "text/html",
             &format!("<p>{} steps; suggestions: steepest descent <b>{:.2e}</b>, valley <b>{:.2e}</b></p>{svg}", self.lrs.len(), self.steepest, self.valley),

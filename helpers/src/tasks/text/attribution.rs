@@ -120,7 +120,7 @@ pub struct Highlighted {
 impl Highlighted {
     pub fn to_html(&self) -> String {
         let mut html = format!(
-            "<p><b>{}</b> — <span style=\"background:rgba(230,120,0,0.6)\">towards</span> / <span style=\"background:rgba(40,100,220,0.6)\">against</span> the explained class; <u>underlined</u>: out of vocabulary</p>",
+            "<p><b>{}</b> — <span style=\"background-color:rgba(230,120,0,0.6)\">towards</span> / <span style=\"background-color:rgba(40,100,220,0.6)\">against</span> the explained class; <u>underlined</u>: out of vocabulary</p>",
             escape(&self.title)
         );
         for (caption, a) in &self.texts {
@@ -156,7 +156,7 @@ fn spans(a: &TokenAttribution) -> String {
                 ""
             };
             format!(
-                "<span title=\"{s:+.4}\" style=\"background:rgba({r},{g},{b},{:.2});padding:0 2px{style}\">{}</span>",
+                "<span title=\"{s:+.4}\" style=\"background-color:rgba({r},{g},{b},{:.2});padding:0 2px{style}\">{}</span>",
                 0.75 * s.abs() / largest,
                 escape(token)
             )
