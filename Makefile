@@ -1,6 +1,7 @@
 # make report   restart-and-run-all notebook.ipynb in place, then report.html (and notebooks/{regression,text}.ipynb → .html)
 #               (REPORT_CODE=--hide-code: code collapsed behind a button; --no-code: left out)
-# make test     cargo tests, then the notebook headless on the smoke profile
+# make test     cargo tests, then the notebooks headless on the smoke profile, then opened
+#               unsigned in JupyterLab through headless Chromium (figures shown, a kernel round trip)
 # make lab      JupyterLab with the Rust (helpers) kernel
 # make check-repro  retrain everything from scratch, compare every output with the committed notebook
 # make bench    training/evaluation throughput, lab against PyTorch, same machine
@@ -42,6 +43,8 @@ test: setup
 	  LAB_PROFILE=smoke LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py $(TEXT) $$tmp/text.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
 	  $(PY) scripts/build_report.py $$tmp/text.ipynb $$tmp/text.html --hide-code && \
 	  $(PY) scripts/check_notebook.py $$tmp/text.ipynb --min-svg 6 --min-html 16 --html $$tmp/text.html && \
+	  $(PY) scripts/check_jupyterlab.py --root $$tmp notebook.ipynb regression.ipynb text.ipynb && \
+	  LAB_PROFILE=smoke LAB_RUNS=$$tmp/saved_models $(PY) scripts/check_jupyterlab.py --root . --run $(TEXT):4 && \
 	  rm -rf $$tmp
 
 report: setup
@@ -66,7 +69,10 @@ check-repro: setup
 	  LAB_FRESH=1 LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py $(TEXT) $$tmp/text.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
 	  $(PY) scripts/compare_notebooks.py $(TEXT) $$tmp/text.ipynb && rm -rf $$tmp
 
+# The committed notebooks are signed on this machine first, so that JupyterLab shows their
+# outputs as trusted (figures also show untrusted, through their <img> fallback).
 lab: setup
+	$(VENV)/bin/jupyter trust notebook.ipynb $(REGRESSION) $(TEXT)
 	$(VENV)/bin/jupyter lab notebook.ipynb
 
 bench: build
