@@ -22,6 +22,15 @@ pub enum Error {
     /// A configuration value is missing, unknown or out of range.
     #[error("config key `{key}`: {reason}")]
     Config { key: String, reason: String },
+
+    /// A file that does not parse, at 1-based line and column.
+    #[error("{source_name}: line {line}, column {column}: {reason}")]
+    Syntax {
+        source_name: String,
+        line: usize,
+        column: usize,
+        reason: String,
+    },
     /// A function was called with an argument it cannot work with (a layer the ONNX
     /// exporter does not know, an unknown name, an empty input).
     #[error("argument `{name}`: {reason}")]

@@ -33,29 +33,59 @@ pub(crate) fn check_known_keys(
             Some(_) if prefix.is_empty() && (key == "grid" || key == "ablations") => {}
             Some(k) => check_known_keys(v, k, &path)?,
             None => {
-                let nearest = known_table
-                    .keys()
-                    .min_by_key(|k| edit_distance(k, key))
-                    .cloned()
-                    .unwrap_or_default();
-                let at = if prefix.is_empty() {
-                    String::new()
-                } else {
-                    format!(".{nearest}")
-                };
-                let suggestion = if prefix.is_empty() {
-                    nearest.clone()
-                } else {
-                    format!("{prefix}{at}")
-                };
                 return Err(Error::config(
                     path,
-                    format!("unknown key; did you mean `{suggestion}`?"),
-                ));
+                    unknown_key_message(key, known_table, prefix),
+                ))
             }
         }
     }
     Ok(())
+}
+
+/// "did you mean" when a known key is close to the typed one (at most 2 edits, or a
+/// third of its length); otherwise the keys that are valid there, since a far-off guess
+/// (`lerning_rate` → `batch_size`) misleads more than it helps.
+fn unknown_key_message(
+    key: &str,
+    known: &toml::map::Map<String, toml::Value>,
+    prefix: &str,
+) -> String {
+    let close = known
+        .keys()
+        .map(|k| (edit_distance(k, key), k))
+        .min()
+        .filter(|(d, _)| *d <= 2.max(key.chars().count() / 3));
+    match close {
+        Some((_, nearest)) if prefix.is_empty() => {
+            format!("unknown key; did you mean `{nearest}`?")
+        }
+        Some((_, nearest)) => format!("unknown key; did you mean `{prefix}.{nearest}`?"),
+        None => {
+            let keys: Vec<&str> = known.keys().map(String::as_str).collect();
+            let place = if prefix.is_empty() {
+                "at the top level".to_string()
+            } else {
+                format!("in [{prefix}]")
+            };
+            format!("unknown key; the keys {place} are: {}", keys.join(", "))
+        }
+    }
+}
+
+/// A TOML syntax error as [`Error::Syntax`] at the line and column of its span, the
+/// file named `source_name` (the caller's path, or "TOML text").
+pub(crate) fn syntax_error(text: &str, e: &toml::de::Error, source_name: &str) -> Error {
+    let offset = e.span().map_or(0, |s| s.start.min(text.len()));
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    Error::Syntax {
+        source_name: source_name.to_string(),
+        line,
+        column,
+        reason: e.message().trim().replace('\n', "; "),
+    }
 }
 
 /// The dotted key a TOML deserialisation error points at (`train.optimizer`), found

@@ -4,7 +4,7 @@
 mod keys;
 
 use keys::error_key;
-pub(crate) use keys::{check_known_keys, known_keys};
+pub(crate) use keys::{check_known_keys, known_keys, syntax_error};
 pub(crate) use keys::{diff_values, flatten};
 
 pub use crate::backend::{DeviceChoice, Precision};
@@ -67,6 +67,17 @@ impl RunConfig {
                 key,
                 reason: format!("{reason} (in {})", path.display()),
             },
+            Error::Syntax {
+                line,
+                column,
+                reason,
+                ..
+            } => Error::Syntax {
+                source_name: path.display().to_string(),
+                line,
+                column,
+                reason,
+            },
             other => other,
         })
     }
@@ -75,7 +86,7 @@ impl RunConfig {
     pub fn from_toml_str(text: &str) -> Result<Self> {
         let value: toml::Value = text
             .parse()
-            .map_err(|e: toml::de::Error| Error::config("(file)", e.message().to_string()))?;
+            .map_err(|e: toml::de::Error| keys::syntax_error(text, &e, "TOML text"))?;
         check_known_keys(&value, &known_keys(), "")?;
         // Typed parse from the text (not the Value) so errors carry the offending line.
         let cfg: RunConfig = toml::from_str(text).map_err(|e: toml::de::Error| {
@@ -242,14 +253,36 @@ mod tests {
     }
 
     #[test]
+    fn syntax_errors_give_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "seed = 1\n[train\nlr = 1\n").unwrap();
+        let e = RunConfig::from_toml_file(&path).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("{}: line 2, column ", path.display()))
+                && e.contains("invalid table header")
+                && !e.contains("(file)"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn unknown_key_names_nearest() {
         let e = RunConfig::from_toml_str("[train]\nlearning_rate = 0.1\n")
             .unwrap_err()
             .to_string();
+        // Nothing is close to `learning_rate`: the valid keys of [train] instead of a guess.
         assert!(
-            e.contains("`train.learning_rate`") && e.contains("unknown key; did you mean `train."),
+            e.contains("`train.learning_rate`")
+                && e.contains("the keys in [train] are: ")
+                && e.contains(", lr, ")
+                && !e.contains("did you mean"),
             "{e}"
         );
+        let e = RunConfig::from_toml_str("[train]\nlerning_rate = 0.1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("batch_size`?"), "a far-off suggestion: {e}");
         let e = RunConfig::from_toml_str("[train]\nepoch = 3\n")
             .unwrap_err()
             .to_string();

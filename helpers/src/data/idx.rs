@@ -54,7 +54,22 @@ fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>> {
         Error::io(path, e)
             .with_hint("run `scripts/setup` to install the dataset, or check the path")
     })?;
+    let named_gz = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
     if !bytes.starts_with(&GZIP_MAGIC) {
+        if named_gz {
+            // Not an IDX file either: saying "wrong magic number" would send the user
+            // looking at the wrong format.
+            return Err(Error::data(
+                path,
+                format!(
+                    "named .gz but not gzip: starts with {:02x?}, expected the gzip magic bytes 1f 8b",
+                    &bytes[..bytes.len().min(4)]
+                ),
+            )
+            .with_hint("delete the file and rerun `scripts/setup` to reinstall the dataset"));
+        }
         return Ok(bytes);
     }
     let mut out = Vec::with_capacity(bytes.len() * 2);
@@ -159,6 +174,13 @@ mod tests {
         let e = read_idx(&bad_magic, 1).unwrap_err().to_string();
         assert!(
             e.contains("magic.idx") && e.contains("wrong magic number"),
+            "{e}"
+        );
+
+        let not_gzip = write(dir.path(), "images.idx.gz", &[0x42, 0x9c, 0x07, 0x11, 3, 4]);
+        let e = read_idx(&not_gzip, 1).unwrap_err().to_string();
+        assert!(
+            e.contains("images.idx.gz") && e.contains("not gzip") && !e.contains("magic number"),
             "{e}"
         );
 

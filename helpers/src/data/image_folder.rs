@@ -87,7 +87,7 @@ pub fn read(root: &Path, opts: &ImageFolderOptions) -> Result<ImageFolder> {
             root,
             format!("{} problem(s):\n  {}", problems.len(), list.join("\n  ")),
         )
-        .with_hint("fix or remove these files, or read with skip_bad to skip them"));
+        .with_hint("fix or remove these files, or skip them: set `data.skip_bad_files = true` in the config (`ImageFolderOptions::skip_bad` in code)"));
     }
     if labels.is_empty() {
         return Err(Error::data(root, "no readable image in any class folder"));

@@ -193,7 +193,18 @@ pub fn config_to_toml<T: serde::Serialize>(cfg: &T) -> String {
 /// A track config read back; `what` names it in the error ("a regression config").
 pub fn config_from_toml_file<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    toml::from_str(&text).map_err(|e| Error::data(path, format!("not {what}: {}", e.message())))
+    toml::from_str(&text).map_err(|e| match crate::config::syntax_error(&text, &e, "") {
+        Error::Syntax {
+            line,
+            column,
+            reason,
+            ..
+        } => Error::data(
+            path,
+            format!("not {what}: line {line}, column {column}: {reason}"),
+        ),
+        other => other,
+    })
 }
 
 /// Keys whose values differ between two configs, as `key: saved → requested` (the run
