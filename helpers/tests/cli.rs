@@ -2,6 +2,10 @@
 use std::process::Command;
 
 fn lab_train(config_text: &str) -> (bool, String) {
+    lab_train_with(config_text, &[])
+}
+
+fn lab_train_with(config_text: &str, flags: &[&str]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, config_text).unwrap();
@@ -13,6 +17,7 @@ fn lab_train(config_text: &str) -> (bool, String) {
             "--root",
             dir.path().to_str().unwrap(),
         ])
+        .args(flags)
         .output()
         .unwrap();
     (
@@ -52,4 +57,18 @@ fn out_of_range_and_unknown_values_name_the_key_and_the_allowed_values() {
         !ok && err.contains("/nonexistent/fm") && err.contains("scripts/setup"),
         "{err}"
     );
+}
+
+#[test]
+fn a_bad_flag_value_is_reported_as_the_flag() {
+    let (ok, err) = lab_train_with("", &["--epochs", "0"]);
+    assert!(
+        !ok && err.contains("--epochs: must be > 0, found 0")
+            && err.contains("sets `train.epochs`")
+            && !err.contains("config key"),
+        "{err}"
+    );
+    // The same value written in the file is the file's key.
+    let (ok, err) = lab_train("[train]\nepochs = 0\n");
+    assert!(!ok && err.contains("config key `train.epochs`"), "{err}");
 }

@@ -62,7 +62,7 @@ impl RunConfig {
     pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Self::from_toml_str(&text).map_err(|e| match e {
+        let mut cfg = Self::from_toml_str(&text).map_err(|e| match e {
             Error::Config { key, reason } => Error::Config {
                 key,
                 reason: format!("{reason} (in {})", path.display()),
@@ -79,7 +79,9 @@ impl RunConfig {
                 reason,
             },
             other => other,
-        })
+        })?;
+        cfg.data.dir = beside_config(&cfg.data.dir, path);
+        Ok(cfg)
     }
 
     /// Parses and validates TOML text.
@@ -226,6 +228,26 @@ impl RunConfig {
 
 /// A run name is one folder under the runs root: no separator, not `.` or `..`, so a run
 /// can never be written outside the runs folder.
+/// A relative `dir` that does not exist from the current folder, looked up from the
+/// folders above the config file instead (the project root of a shipped config such as
+/// `configs/fashion_mnist.toml` holding `data/fashion_mnist`): running a config from
+/// another folder then finds its data instead of calling it missing. Unchanged when it
+/// exists here, is absolute, or is found nowhere.
+fn beside_config(dir: &Path, config: &Path) -> PathBuf {
+    if dir.is_absolute() || dir.exists() {
+        return dir.to_path_buf();
+    }
+    let config = config
+        .canonicalize()
+        .unwrap_or_else(|_| config.to_path_buf());
+    config
+        .ancestors()
+        .skip(1)
+        .map(|a| a.join(dir))
+        .find(|candidate| candidate.exists())
+        .unwrap_or_else(|| dir.to_path_buf())
+}
+
 pub(crate) fn validate_run_name(name: &str) -> Result<()> {
     let plain = !name.is_empty()
         && name != "."
@@ -250,6 +272,28 @@ mod tests {
         let cfg = RunConfig::default();
         assert_eq!(RunConfig::from_toml_str(&cfg.to_toml())?, cfg);
         Ok(())
+    }
+
+    #[test]
+    fn a_relative_data_dir_is_found_from_the_config_file() {
+        let project = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(project.path().join("configs")).unwrap();
+        std::fs::create_dir_all(project.path().join("elsewhere_data/fm")).unwrap();
+        let path = project.path().join("configs/run.toml");
+        std::fs::write(&path, "[data]\ndir = \"elsewhere_data/fm\"\n").unwrap();
+        // The tests run in the crate's folder, where `elsewhere_data/fm` does not exist.
+        let cfg = RunConfig::from_toml_file(&path).unwrap();
+        assert_eq!(
+            cfg.data.dir,
+            project
+                .path()
+                .canonicalize()
+                .unwrap()
+                .join("elsewhere_data/fm")
+        );
+        std::fs::write(&path, "[data]\ndir = \"nowhere/fm\"\n").unwrap();
+        let cfg = RunConfig::from_toml_file(&path).unwrap();
+        assert_eq!(cfg.data.dir, Path::new("nowhere/fm"));
     }
 
     #[test]

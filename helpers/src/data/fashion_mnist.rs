@@ -53,7 +53,18 @@ const SETUP_HINT: &str = "run `scripts/setup` (step `fashion-mnist`) to install 
 pub fn load(dir: impl AsRef<Path>) -> Result<Dataset> {
     let dir = dir.as_ref();
     if !dir.is_dir() {
-        return Err(Error::data(dir, "dataset folder not found").with_hint(SETUP_HINT));
+        let reason = if dir.is_relative() {
+            let here = std::env::current_dir().unwrap_or_default();
+            format!(
+                "dataset folder not found (a relative path, looked for from the current folder {})",
+                here.display()
+            )
+        } else {
+            "dataset folder not found".to_string()
+        };
+        return Err(Error::data(dir, reason).with_hint(format!(
+            "give `data.dir` as an absolute path or run from the project root; if the dataset is not installed, {SETUP_HINT}"
+        )));
     }
     let mut files = Vec::new();
     let train = load_split(dir, "train", &mut files)?;

@@ -267,8 +267,41 @@ fn config_with_overrides(args: &TrainArgs, profile: Profile) -> Result<RunConfig
         cfg.name = v.clone()
     }
     let cfg = profile.apply(cfg);
-    cfg.validate()?;
+    cfg.validate().map_err(|e| match e {
+        helpers::Error::Config { key, reason } => match flag_for(args, &key) {
+            Some(flag) => anyhow::anyhow!(
+                "{flag}: {reason} (it sets `{key}` of {})",
+                args.config.display()
+            ),
+            None => helpers::Error::Config { key, reason }.into(),
+        },
+        other => other.into(),
+    })?;
     Ok(cfg)
+}
+
+/// The command-line flag that set config key `key`, when one did: a bad value is then
+/// reported as the flag the user typed, not as a key their file does not contain.
+fn flag_for(args: &TrainArgs, key: &str) -> Option<&'static str> {
+    [
+        ("train.epochs", "--epochs", args.epochs.is_some()),
+        ("train.lr", "--lr", args.lr.is_some()),
+        (
+            "train.batch_size",
+            "--batch-size",
+            args.batch_size.is_some(),
+        ),
+        (
+            "train.weight_decay",
+            "--weight-decay",
+            args.weight_decay.is_some(),
+        ),
+        ("seed", "--seed", args.seed.is_some()),
+        ("name", "--name", args.name.is_some()),
+    ]
+    .into_iter()
+    .find(|&(k, _, given)| given && k == key)
+    .map(|(_, flag, _)| flag)
 }
 
 /// The config's dataset for a command that trains: a missing official archive is
