@@ -1,6 +1,6 @@
 //! The image track's sanity checks: a fresh [`Model`] on the first batches of a
 //! [`Loader`], and a tiny subset of the training images to overfit.
-use super::{gradient_flow_of, initial_loss_check, overfit_check, Check};
+use super::{gradient_flow_of, initial_loss_of, overfit_check, Check};
 use crate::config::RunConfig;
 use crate::data::{Dataset, Loader, Normalization};
 use crate::models::{self, Model};
@@ -9,22 +9,10 @@ use crate::train::{LoopState, Optimizer, Precision, Schedule, Trainer};
 use crate::Result;
 
 /// Mean cross-entropy of a freshly initialised model over the first four batches,
-/// against ln C ([`initial_loss_check`]).
+/// against ln C ([`initial_loss_of`]).
 pub fn initial_loss(model: &Model, loader: &Loader) -> Result<Check> {
-    let losses: Vec<f64> = tch::no_grad(|| {
-        loader
-            .batches(0)
-            .take(4)
-            .map(|(x, y)| {
-                model
-                    .forward_t(&x, false)
-                    .cross_entropy_for_logits(&y)
-                    .double_value(&[])
-            })
-            .collect()
-    });
-    let measured = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
-    initial_loss_check(measured, model.num_classes as usize)
+    let classes = model.num_classes as usize;
+    initial_loss_of(loader.batches(0), |x| model.forward_t(x, false), classes)
 }
 
 /// One forward/backward pass on a training batch: the gradient norm of every

@@ -75,10 +75,30 @@ impl Checks {
     }
 }
 
+/// Batches the initial-loss check averages over.
+const INITIAL_LOSS_BATCHES: usize = 4;
+
+/// The initial-loss check of a fresh model: the mean cross-entropy of `logits` (the
+/// model in evaluation mode) over the first batches of `batches`, against ln `classes`.
+pub fn initial_loss_of(
+    batches: impl Iterator<Item = (tch::Tensor, tch::Tensor)>,
+    logits: impl Fn(&tch::Tensor) -> tch::Tensor,
+    classes: usize,
+) -> Result<Check> {
+    let losses: Vec<f64> = tch::no_grad(|| {
+        batches
+            .take(INITIAL_LOSS_BATCHES)
+            .map(|(x, y)| logits(&x).cross_entropy_for_logits(&y).double_value(&[]))
+            .collect()
+    });
+    let measured = losses.iter().sum::<f64>() / losses.len().max(1) as f64;
+    initial_loss_check(measured, classes)
+}
+
 /// The initial-loss verdict: a mean cross-entropy `measured` on a fresh model against
 /// ln C. Tolerance: 15 % of ln C (a random init gives near-uniform logits; much more
 /// means a wrong init scale or label format).
-pub fn initial_loss_check(measured: f64, classes: usize) -> Result<Check> {
+fn initial_loss_check(measured: f64, classes: usize) -> Result<Check> {
     let expected = (classes as f64).ln();
     let tolerance = 0.15 * expected;
     let figure = plot::bars(

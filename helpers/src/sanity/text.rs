@@ -1,6 +1,6 @@
 //! The text track's sanity checks on a fresh [`TextNet`] of a config: its initial loss,
 //! its gradients, and whether it can learn the first training texts by heart.
-use super::{gradient_flow_of, initial_loss_check, overfit_check, Check, Checks};
+use super::{gradient_flow_of, initial_loss_of, overfit_check, Check, Checks};
 use crate::tasks::text::{TextArrays, TextClassification, TextConfig, TextData, TextNet};
 use crate::train::{LoopState, Optimizer, Precision, Schedule, Task, Trainer};
 use crate::Result;
@@ -10,20 +10,10 @@ use crate::Result;
 pub fn checks(cfg: &TextConfig, data: &TextData, n: usize, epochs: usize) -> Result<Checks> {
     let net = fresh(cfg, data)?;
     let task = TextClassification::of_config(cfg, &net, &data.train, None);
-    let measured = tch::no_grad(|| {
-        let losses: Vec<f64> = task
-            .train_batches(0)
-            .take(4)
-            .map(|(x, y)| {
-                net.forward_t(&x, false)
-                    .cross_entropy_for_logits(&y)
-                    .double_value(&[])
-            })
-            .collect();
-        losses.iter().sum::<f64>() / losses.len().max(1) as f64
-    });
+    let classes = data.classes.len();
+    let initial = initial_loss_of(task.train_batches(0), |x| net.forward_t(x, false), classes)?;
     Ok(Checks(vec![
-        initial_loss_check(measured, data.classes.len())?,
+        initial,
         gradient_flow_of(&task)?,
         overfit_tiny(cfg, data, n, epochs)?,
     ]))

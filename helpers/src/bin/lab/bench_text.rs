@@ -4,6 +4,7 @@
 //! check that both sides give the same ids.
 use anyhow::{Context, Result};
 use clap::Args;
+use helpers::data::tabular::preprocess::median;
 use helpers::data::text::{grouped_split, rotten_tomatoes, Vocabulary};
 use helpers::io::venv::run_python_json;
 use helpers::tasks::text::TokenConfig;
@@ -43,17 +44,17 @@ pub fn run(args: BenchTokenizeArgs) -> Result<()> {
     let train = split.train.iter().map(|&r| set.texts[r].as_str());
     let vocab = Vocabulary::fit(train, tokens.min_freq, tokens.max_vocab);
     let texts: Vec<&str> = set.texts.iter().map(String::as_str).collect();
-    let rust = median(
-        (0..args.rounds.max(1))
-            .map(|_| {
-                let started = Instant::now();
-                for _ in 0..args.repeat {
-                    std::hint::black_box(vocab.encode(texts.iter().copied(), tokens.max_length));
-                }
-                (texts.len() * args.repeat) as f64 / started.elapsed().as_secs_f64()
-            })
-            .collect(),
-    );
+    let rates: Vec<f64> = (0..args.rounds.max(1))
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..args.repeat {
+                std::hint::black_box(vocab.encode(texts.iter().copied(), tokens.max_length));
+            }
+            (texts.len() * args.repeat) as f64 / started.elapsed().as_secs_f64()
+        })
+        .collect();
+    // The same median as the Python side's `statistics.median`.
+    let rust = median(&rates);
     let reference = python_reference(&args, &vocab, &texts, tokens.max_length)?;
     let ours = vocab.encode(texts.iter().copied(), tokens.max_length).ids;
     let same = reference
@@ -99,9 +100,4 @@ fn python_reference(
     let reference = run_python_json(&args.scripts.join("bench_tokenizers.py"), [&spec]);
     let _ = std::fs::remove_file(&spec);
     Ok(reference?)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }

@@ -8,16 +8,41 @@ use crate::Result;
 use polars::prelude::Column;
 use tch::Kind;
 
-/// The `k` test texts misclassified with the highest predicted probability.
-pub fn confident_mistakes(run: &TrainedText, data: &TextData, k: usize) -> Result<Table> {
+/// The test texts' predictions: per text the predicted class and its probability, and
+/// the misclassified texts, most confident first.
+pub struct Mistakes {
+    pub predicted: Vec<i64>,
+    pub confidence: Vec<f64>,
+    pub labels: Vec<i64>,
+    pub by_confidence: Vec<usize>,
+}
+
+/// The run's [`Mistakes`] on `data`'s test texts.
+pub fn mistakes(run: &TrainedText, data: &TextData) -> Result<Mistakes> {
     let labels = data.test.label_vec();
     let (conf, pred) = run.test_probs.max_dim(-1, false);
-    let conf = Vec::<f64>::try_from(&conf.to_kind(Kind::Double)).expect("1-D");
-    let pred = Vec::<i64>::try_from(&pred).expect("1-D");
-    let mut wrong: Vec<usize> = (0..labels.len())
-        .filter(|&i| pred[i] != labels[i])
+    let confidence = Vec::<f64>::try_from(&conf.to_kind(Kind::Double))?;
+    let predicted = Vec::<i64>::try_from(&pred)?;
+    let mut by_confidence: Vec<usize> = (0..labels.len())
+        .filter(|&i| predicted[i] != labels[i])
         .collect();
-    wrong.sort_by(|&a, &b| conf[b].total_cmp(&conf[a]));
+    by_confidence.sort_by(|&a, &b| confidence[b].total_cmp(&confidence[a]));
+    Ok(Mistakes {
+        predicted,
+        confidence,
+        labels,
+        by_confidence,
+    })
+}
+
+/// The `k` test texts misclassified with the highest predicted probability.
+pub fn confident_mistakes(run: &TrainedText, data: &TextData, k: usize) -> Result<Table> {
+    let Mistakes {
+        predicted: pred,
+        confidence: conf,
+        labels,
+        by_confidence: mut wrong,
+    } = mistakes(run, data)?;
     wrong.truncate(k);
     let class = |i: i64| data.classes[i as usize].clone();
     Table::from_columns(

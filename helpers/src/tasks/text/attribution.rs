@@ -4,6 +4,7 @@
 //! its word embeddings, so there the attributions are exact and equal gradient × input;
 //! for the CNN and the Transformer, completeness (the attributions sum to
 //! logit(text) − logit(baseline)) measures how good `steps` was.
+use super::analysis::{mistakes, Mistakes};
 use super::data::TextData;
 use super::fit::TrainedText;
 use super::model::TextNet;
@@ -173,17 +174,16 @@ pub fn explained_mistakes(
     k: usize,
     steps: usize,
 ) -> Result<Highlighted> {
-    let (conf, pred) = run.test_probs.max_dim(-1, false);
-    let conf = Vec::<f64>::try_from(&conf.to_kind(Kind::Double))?;
-    let pred = Vec::<i64>::try_from(&pred)?;
-    let labels = data.test.label_vec();
-    let mut wrong: Vec<usize> = (0..labels.len())
-        .filter(|&i| pred[i] != labels[i] && !data.test_texts[i].trim().is_empty())
-        .collect();
-    wrong.sort_by(|&a, &b| conf[b].total_cmp(&conf[a]));
-    wrong.truncate(k);
-    let texts = wrong
+    let Mistakes {
+        predicted: pred,
+        confidence: conf,
+        labels,
+        by_confidence,
+    } = mistakes(run, data)?;
+    let texts = by_confidence
         .iter()
+        .filter(|&&i| !data.test_texts[i].trim().is_empty())
+        .take(k)
         .map(|&i| {
             let p = pred[i] as usize;
             let caption = format!(

@@ -101,6 +101,11 @@ impl Graph {
             &["embedding", ids],
             &[int("axis", 0)],
         );
+        self.masked_sum_of(&e, real, name)
+    }
+
+    /// Σ over time of `h` `[batch, length, dim]` where `real`, and the count of `real`.
+    fn masked_sum_of(&mut self, h: &str, real: &str, name: &str) -> (String, String) {
         let mask = self.op("Cast", &format!("{name}_mask"), &[real], &[int("to", 1)]);
         let mask3 = self.op(
             "Unsqueeze",
@@ -108,7 +113,7 @@ impl Graph {
             &[&mask, "axis2"],
             &[],
         );
-        let masked = self.op("Mul", &format!("{name}_masked"), &[&e, &mask3], &[]);
+        let masked = self.op("Mul", &format!("{name}_masked"), &[h, &mask3], &[]);
         let keep = |k| [int("keepdims", k)];
         let sum = self.op(
             "ReduceSum",
@@ -123,6 +128,13 @@ impl Graph {
             &keep(1),
         );
         (sum, count)
+    }
+
+    /// `sum / max(count, 1)`: the mean over real tokens, a text of padding only giving 0
+    /// (as tch's `clamp_min(1.0)`).
+    fn mean(&mut self, sum: &str, count: &str) -> String {
+        let count = self.op("Max", "count_min1", &[count, "one"], &[]);
+        self.op("Div", "mean", &[sum, &count], &[])
     }
 }
 
@@ -187,8 +199,7 @@ fn bag(g: &mut Graph, net: &TextNet, max_length: i64) -> Result<String> {
         sum = g.op("Add", "sum", &[&sum, &bsum], &[]);
         count = g.op("Add", "count", &[&count, &bcount], &[]);
     }
-    let count = g.op("Max", "count_min1", &[&count, "one"], &[]);
-    Ok(g.op("Div", "mean", &[&sum, &count], &[]))
+    Ok(g.mean(&sum, &count))
 }
 
 /// Kim's CNN: per width, a 1-D convolution over the embeddings, ReLU, max over time.
@@ -262,9 +273,8 @@ fn transformer(g: &mut Graph, net: &TextNet, max_length: i64) -> Result<String> 
         h = block(g, &h, &bias, &format!("encoder.block{i}"), d)?;
     }
     let h = g.layer_norm(&h, "encoder.norm")?;
-    let (sum, count) = masked_mean_parts(g, &h, &real);
-    let count = g.op("Max", "count_min1", &[&count, "one"], &[]);
-    Ok(g.op("Div", "mean", &[&sum, &count], &[]))
+    let (sum, count) = g.masked_sum_of(&h, &real, "mean");
+    Ok(g.mean(&sum, &count))
 }
 
 /// One pre-norm block: h + attention(norm(h)), then h + feed-forward(norm(h)).
@@ -340,17 +350,6 @@ fn gelu(g: &mut Graph, x: &str, name: &str) -> String {
     let shifted = g.op("Add", &format!("{name}.shifted"), &[&erf, "one"], &[]);
     let halved = g.op("Mul", &format!("{name}.halved"), &[&shifted, "half"], &[]);
     g.op("Mul", name, &[x, &halved], &[])
-}
-
-/// Σ over time of `h` `[batch, length, dim]` where `real`, and the count of `real`.
-fn masked_mean_parts(g: &mut Graph, h: &str, real: &str) -> (String, String) {
-    let mask = g.op("Cast", "mean_mask", &[real], &[int("to", 1)]);
-    let mask3 = g.op("Unsqueeze", "mean_mask3", &[&mask, "axis2"], &[]);
-    let masked = g.op("Mul", "mean_masked", &[h, &mask3], &[]);
-    let keep = |k| [int("keepdims", k)];
-    let sum = g.op("ReduceSum", "mean_sum", &[&masked, "axis1"], &keep(0));
-    let count = g.op("ReduceSum", "mean_count", &[&mask, "axis1"], &keep(1));
-    (sum, count)
 }
 
 /// The ModelProto around the graph: `ids` in, `logits` out, opset 17.
