@@ -1,10 +1,12 @@
 # make report   restart-and-run-all notebook.ipynb in place, then report.html (and notebooks/{regression,text}.ipynb → .html)
 #               (REPORT_CODE=--hide-code: code collapsed behind a button; --no-code: left out)
-# make test     cargo tests, then the notebooks headless on the smoke profile, then opened
+# make test     cargo tests, lab serve end to end (browser, promtool, flood, kill -9), then the
+#               notebooks headless on the smoke profile, then opened
 #               unsigned in JupyterLab through headless Chromium (figures shown, a kernel round trip)
 # make lab      JupyterLab with the Rust (helpers) kernel
 # make check-repro  retrain everything from scratch, compare every output with the committed notebook
 # make bench    training/evaluation throughput, lab against PyTorch, same machine
+# make bench-serve  lab serve against FastAPI + uvicorn + onnxruntime, requests/s and p50/p99
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 ENV := source scripts/env.sh
@@ -22,7 +24,7 @@ export MALLOC_MMAP_THRESHOLD_ := 268435456
 export MALLOC_TRIM_THRESHOLD_ := 1073741824
 export MALLOC_TOP_PAD_ := 268435456
 
-.PHONY: setup test report check-repro lab bench build fmt clippy
+.PHONY: setup test report check-repro lab bench bench-serve build fmt clippy
 
 setup:
 	scripts/setup
@@ -32,6 +34,7 @@ build: setup
 
 test: setup
 	cargo test --release
+	$(PY) scripts/check_serve.py --lab target/release/lab
 	tmp=$$(mktemp -d) && \
 	  LAB_PROFILE=smoke LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py notebook.ipynb $$tmp/notebook.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
 	  $(PY) scripts/build_report.py $$tmp/notebook.ipynb $$tmp/report.html --hide-code && \
@@ -77,6 +80,11 @@ lab: setup
 
 bench: build
 	scripts/bench
+
+# Serving throughput and latency at concurrency 1/8/64: lab serve against FastAPI + uvicorn
+# + onnxruntime on the same ONNX network (hey as the load generator).
+bench-serve: build
+	$(PY) scripts/bench_serve.py --out bench_serve.json
 
 fmt:
 	cargo fmt --all

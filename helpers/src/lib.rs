@@ -10,7 +10,8 @@
 //! Layers, bottom up (a module imports only from its own layer or below):
 //! `error`, `rng`, `io`, `backend`, `render`, `plot` · `data`, `weights`, `models`,
 //! `metrics`, `train` · `config`, `run`, `evaluate`, `tasks` · `sanity`, `baselines`,
-//! `sweep`, `profile`, `experiment`, `explain`, `deploy`, `monitor`, `report`, `session`.
+//! `sweep`, `profile`, `experiment`, `explain`, `deploy`, `monitor`, `report`, `session` ·
+//! `serve` (feature `serve`: the HTTP model server).
 
 pub mod backend;
 pub mod baselines;
@@ -32,6 +33,8 @@ pub mod report;
 pub mod rng;
 pub mod run;
 pub mod sanity;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod session;
 pub mod sweep;
 pub mod tasks;

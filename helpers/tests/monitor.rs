@@ -3,8 +3,8 @@
 //! log (with a torn last line), alerts, and the retraining gate's two outcomes.
 mod common;
 
-use common::{serial, synth_set, tiny_config, CLASSES};
-use helpers::data::{Dataset, ImageSet};
+use common::{faint_dataset, faint_run, faint_set, serial, synth_set, tiny_config, CLASSES};
+use helpers::data::ImageSet;
 use helpers::io::tensors as checkpoint;
 use helpers::monitor::drift::{
     self, detection_experiment, model_outputs, DriftDetector, DriftOptions, ExperimentOptions,
@@ -16,69 +16,11 @@ use helpers::monitor::prediction_log::{
 };
 use helpers::monitor::retrain::{self, retrain, RetrainOptions};
 use helpers::monitor::shifts::{self, Shift};
-use helpers::rng::Rng;
-use helpers::run::Existing;
-use helpers::tasks::image::{fit_with, FitOptions, TrainedRun};
-use helpers::train::Silent;
+use helpers::tasks::image::TrainedRun;
 use helpers::{models, Error, Result};
 use std::io::Write;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
-
-/// `n` grey 8×8 images on a near-black background (0–7); classes 0–2 light quadrant c
-/// faintly (20–29), class 3 lights nothing ("empty"). Faint on purpose: brightness and
-/// noise at severity 5 then change what a model trained on clean images predicts (noise
-/// drowns quadrants, so predictions drift towards "empty"), which the quadrant set of
-/// `common` (bright on noise) shrugs off.
-fn faint_set(n: usize, seed: u64) -> ImageSet {
-    let mut rng = Rng::new(seed, 98);
-    let mut pixels = vec![0u8; n * 64];
-    let labels: Vec<i64> = (0..n).map(|i| (i % CLASSES) as i64).collect();
-    for (i, &class) in labels.iter().enumerate() {
-        let (qy, qx) = (class as usize / 2 * 4, class as usize % 2 * 4);
-        for y in 0..8 {
-            for x in 0..8 {
-                let lit = class < 3 && (qy..qy + 4).contains(&y) && (qx..qx + 4).contains(&x);
-                let value = if lit {
-                    20 + rng.below(10)
-                } else {
-                    rng.below(8)
-                };
-                pixels[i * 64 + y * 8 + x] = value as u8;
-            }
-        }
-    }
-    ImageSet {
-        images: Tensor::from_slice(&pixels).view([n as i64, 1, 8, 8]),
-        labels: Tensor::from_slice(&labels),
-    }
-}
-
-fn faint_dataset() -> Dataset {
-    Dataset {
-        name: "faint".into(),
-        classes: (0..CLASSES).map(|c| format!("quadrant {c}")).collect(),
-        train: faint_set(480, 1),
-        test: faint_set(120, 2),
-        files: vec![],
-    }
-}
-
-/// The tiny CNN trained on the faint set into `root/faint` (about a second).
-fn faint_run(root: &Path, data: &Dataset) -> TrainedRun {
-    let opts = FitOptions {
-        root: root.to_path_buf(),
-        existing: Existing::Force,
-        stop_after_epochs: None,
-    };
-    let run = fit_with(&tiny_config("faint"), data, &opts, &mut Silent).unwrap();
-    assert!(
-        run.test.accuracy > 0.95,
-        "faint task learnt: {}",
-        run.test.accuracy
-    );
-    run
-}
 
 fn pixels(set: &ImageSet) -> Vec<u8> {
     Vec::<u8>::try_from(set.images.contiguous().view([-1])).unwrap()

@@ -183,6 +183,20 @@ impl OrtModel {
         })
     }
 
+    /// Loads a serialised model from memory (e.g. [`crate::deploy::onnx::to_onnx_bytes`]);
+    /// [`OrtModel::path`] is then empty.
+    pub fn from_bytes(bytes: &[u8], options: &OrtOptions) -> Result<OrtModel> {
+        let (_, env) = loaded()?;
+        let here = Path::new("<memory>");
+        let err = |e: ort::Error| Error::data(here, format!("ONNX Runtime: {e}"));
+        let mut builder = configure(Session::builder(env).map_err(err)?, options).map_err(err)?;
+        let session = builder.commit_from_memory(bytes).map_err(err)?;
+        Ok(OrtModel {
+            session,
+            path: PathBuf::new(),
+        })
+    }
+
     /// The file the model was loaded from.
     pub fn path(&self) -> &Path {
         &self.path

@@ -29,6 +29,36 @@ impl Table {
         Ok(Table::new(title, DataFrame::new_infer_height(columns)?))
     }
 
+    /// Builds a table of text cells from rows under `headers` (a short row is padded
+    /// with empty cells, a long one cut).
+    pub fn from_rows(
+        title: impl Into<String>,
+        headers: &[&str],
+        rows: Vec<Vec<String>>,
+    ) -> Result<Self> {
+        let columns = headers
+            .iter()
+            .enumerate()
+            .map(|(j, h)| {
+                let cells: Vec<String> = rows
+                    .iter()
+                    .map(|r| r.get(j).cloned().unwrap_or_default())
+                    .collect();
+                Column::new((*h).into(), cells)
+            })
+            .collect();
+        Table::from_columns(title, columns)
+    }
+
+    /// A two-column table of named values.
+    pub fn from_pairs(title: impl Into<String>, pairs: &[(&str, String)]) -> Result<Self> {
+        let rows = pairs
+            .iter()
+            .map(|(k, v)| vec![k.to_string(), v.clone()])
+            .collect();
+        Table::from_rows(title, &["", "value"], rows)
+    }
+
     /// Number of rows.
     pub fn height(&self) -> usize {
         self.df.height()

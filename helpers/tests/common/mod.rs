@@ -4,6 +4,10 @@
 use helpers::config::{Arch, AugmentConfig, DataConfig, Head, ModelConfig, RunConfig, TrainConfig};
 use helpers::data::{Dataset, ImageSet};
 use helpers::rng::Rng;
+use helpers::run::Existing;
+use helpers::tasks::image::{fit_with, FitOptions, TrainedRun};
+use helpers::train::Silent;
+use std::path::Path;
 use tch::Tensor;
 
 pub const CLASSES: usize = 4;
@@ -81,6 +85,61 @@ pub fn tiny_config(name: &str) -> RunConfig {
         },
         ..RunConfig::default()
     }
+}
+
+/// `n` grey 8×8 images on a near-black background (0–7); classes 0–2 light quadrant c
+/// faintly (20–29), class 3 lights nothing ("empty"). Faint on purpose: brightness and
+/// noise at severity 5 then change what a model trained on clean images predicts (noise
+/// drowns quadrants, so predictions drift towards "empty"), which the quadrant set of
+/// `common` (bright on noise) shrugs off.
+pub fn faint_set(n: usize, seed: u64) -> ImageSet {
+    let mut rng = Rng::new(seed, 98);
+    let mut pixels = vec![0u8; n * 64];
+    let labels: Vec<i64> = (0..n).map(|i| (i % CLASSES) as i64).collect();
+    for (i, &class) in labels.iter().enumerate() {
+        let (qy, qx) = (class as usize / 2 * 4, class as usize % 2 * 4);
+        for y in 0..8 {
+            for x in 0..8 {
+                let lit = class < 3 && (qy..qy + 4).contains(&y) && (qx..qx + 4).contains(&x);
+                let value = if lit {
+                    20 + rng.below(10)
+                } else {
+                    rng.below(8)
+                };
+                pixels[i * 64 + y * 8 + x] = value as u8;
+            }
+        }
+    }
+    ImageSet {
+        images: Tensor::from_slice(&pixels).view([n as i64, 1, 8, 8]),
+        labels: Tensor::from_slice(&labels),
+    }
+}
+
+pub fn faint_dataset() -> Dataset {
+    Dataset {
+        name: "faint".into(),
+        classes: (0..CLASSES).map(|c| format!("quadrant {c}")).collect(),
+        train: faint_set(480, 1),
+        test: faint_set(120, 2),
+        files: vec![],
+    }
+}
+
+/// The tiny CNN trained on the faint set into `root/faint` (about a second).
+pub fn faint_run(root: &Path, data: &Dataset) -> TrainedRun {
+    let opts = FitOptions {
+        root: root.to_path_buf(),
+        existing: Existing::Force,
+        stop_after_epochs: None,
+    };
+    let run = fit_with(&tiny_config("faint"), data, &opts, &mut Silent).unwrap();
+    assert!(
+        run.test.accuracy > 0.95,
+        "faint task learnt: {}",
+        run.test.accuracy
+    );
+    run
 }
 
 /// The Python of the venv `scripts/setup` creates (`$LAB_CACHE/venv`, default

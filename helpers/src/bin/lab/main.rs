@@ -6,6 +6,7 @@ mod experiments;
 mod explain;
 mod infer;
 mod monitor;
+mod serve;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -100,6 +101,10 @@ enum Command {
     Drift(monitor::DriftArgs),
     /// Fine-tune on shifted data and promote the candidate only if it passes the gate.
     Retrain(monitor::RetrainArgs),
+    /// Serve a run over HTTP: POST /predict and /explain, a demo page at /, Prometheus
+    /// /metrics, /health, /alerts; logs every prediction, tests live drift, and swaps in
+    /// a model the retraining gate promotes.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(clap::Args)]
@@ -178,6 +183,7 @@ fn main() -> Result<()> {
         },
         Command::Drift(args) => monitor::drift_cmd(args)?,
         Command::Retrain(args) => monitor::retrain_cmd(args)?,
+        Command::Serve(args) => serve::serve_cmd(args)?,
     }
     Ok(())
 }
