@@ -55,7 +55,7 @@ def train(lab, root):
 
 def start_server(lab, run, log_dir):
     proc = subprocess.Popen([lab, "serve", "--run", str(run), "--port", "0", "--log-dir", str(log_dir),
-                             "--drift-window", "100", "--drift-every", "50"],
+                             "--drift-window", "100", "--drift-every", "50", "--drift-min-interval-s", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     line = proc.stdout.readline()
     match = re.search(r"on (http://[0-9.:]+)", line)

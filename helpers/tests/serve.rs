@@ -116,6 +116,7 @@ fn start(max_body: usize) -> Fixture {
             log_dir: root.join("serving"),
             window: WINDOW,
             every: WINDOW,
+            min_interval: Duration::ZERO,
             rules: AlertRules {
                 confidence_window: 0,
                 ..AlertRules::default()

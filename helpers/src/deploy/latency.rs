@@ -220,7 +220,7 @@ impl<'m> Runner<'m> {
         let options = OrtOptions {
             optimization,
             intra_threads: threads.max(1),
-            inter_threads: 1,
+            ..OrtOptions::default()
         };
         Ok(Runner::Ort(OrtModel::load(&path, &options)?))
     }

@@ -54,6 +54,10 @@ pub struct OrtOptions {
     /// Threads that run independent operators in parallel; above 1 it switches the
     /// session to parallel execution (worth it only for branchy graphs).
     pub inter_threads: usize,
+    /// Whether idle intra-op threads spin waiting for work (faster back-to-back runs; but
+    /// a spinning thread takes its core from other work of the process, e.g. a server's
+    /// HTTP threads).
+    pub spinning: bool,
 }
 
 impl Default for OrtOptions {
@@ -64,6 +68,7 @@ impl Default for OrtOptions {
             optimization: Optimization::All,
             intra_threads: 2,
             inter_threads: 1,
+            spinning: true,
         }
     }
 }
@@ -231,7 +236,8 @@ fn configure(
 ) -> std::result::Result<SessionBuilder, ort::Error> {
     let builder = builder
         .with_optimization_level(options.optimization.level())?
-        .with_intra_threads(options.intra_threads.max(1))?;
+        .with_intra_threads(options.intra_threads.max(1))?
+        .with_intra_op_spinning(options.spinning)?;
     if options.inter_threads > 1 {
         Ok(builder
             .with_parallel_execution(true)?

@@ -1,8 +1,10 @@
 //! Dynamic batching: requests that arrive together share one model run. Handlers put
 //! jobs on a bounded queue (full → the request is refused with 503, so memory stays
-//! bounded under a flood); one worker thread takes the first waiting job, gathers more
-//! until `max_batch` images or `max_wait` has passed, runs the model once, logs the batch
-//! and answers each job. The model is read once per batch, so a hot swap lets the
+//! bounded under a flood); one worker thread takes the first waiting job and every job
+//! already waiting behind it (up to `max_batch` images; with `max_wait` > 0 it also waits
+//! that long for more), runs the model once, logs the batch and answers each job. While
+//! a batch runs the next one queues up, so batches grow with the load by themselves and a
+//! lone request never waits for company. The model is read once per batch, so a hot swap lets the
 //! batch in flight finish on the old model.
 use super::decode::RequestError;
 use super::model::Ranked;
@@ -19,18 +21,19 @@ use tokio::sync::oneshot;
 pub struct BatchOptions {
     /// Most images in one model run.
     pub max_batch: usize,
-    /// Longest a job waits for company after the first one of a batch arrived.
+    /// How long the first job of a batch waits for company that has not arrived yet
+    /// (0: take only what is already queued).
     pub max_wait: Duration,
     /// Jobs that may wait; one more is refused with 503.
     pub queue: usize,
 }
 
 impl Default for BatchOptions {
-    /// 64 images, 2 ms, 512 jobs: at concurrency 64 a batch fills within one model run.
+    /// 64 images, no waiting, 512 jobs.
     fn default() -> Self {
         BatchOptions {
             max_batch: 64,
-            max_wait: Duration::from_millis(2),
+            max_wait: Duration::ZERO,
             queue: 512,
         }
     }
@@ -124,8 +127,12 @@ fn work(worker: Worker, shared: Weak<Shared>) {
         let mut images = first.images.len();
         let mut batch = vec![first];
         while images < options.max_batch {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match jobs.recv_timeout(left) {
+            let next = match jobs.try_recv() {
+                Ok(job) => Ok(job),
+                Err(_) if options.max_wait.is_zero() => break,
+                Err(_) => jobs.recv_timeout(deadline.saturating_duration_since(Instant::now())),
+            };
+            match next {
                 Ok(job) => {
                     images += job.images.len();
                     batch.push(job);

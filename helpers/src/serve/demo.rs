@@ -92,6 +92,7 @@ impl LiveDemo {
                 log_dir: log_dir.clone(),
                 window: WINDOW,
                 every: EVERY,
+                min_interval: Duration::ZERO,
                 rules: AlertRules::default(),
             },
             max_body: MAX_BODY,

@@ -22,6 +22,14 @@ use tch::{Kind, Tensor};
 const REFERENCE_IMAGES: usize = 2000;
 /// Seed of the reference split (as `lab drift`'s default).
 const REFERENCE_SEED: u64 = 0;
+/// ONNX Runtime for serving: two intra-op threads that sleep instead of spinning when
+/// idle, so the HTTP threads get the cores between model runs.
+const SERVING_ORT: OrtOptions = OrtOptions {
+    optimization: crate::deploy::ort_runtime::Optimization::All,
+    intra_threads: 2,
+    inter_threads: 1,
+    spinning: false,
+};
 /// Test images offered on the demo page.
 const SAMPLES: usize = 8;
 
@@ -253,8 +261,8 @@ fn open_engine(model: &Model, engine: Engine) -> Result<(Option<OrtModel>, Strin
     if engine == Engine::Tch {
         return Ok((None, "tch".into()));
     }
-    let session = onnx::to_onnx_bytes(model)
-        .and_then(|bytes| OrtModel::from_bytes(&bytes, &OrtOptions::default()));
+    let session =
+        onnx::to_onnx_bytes(model).and_then(|bytes| OrtModel::from_bytes(&bytes, &SERVING_ORT));
     match (session, engine) {
         (Ok(s), _) => Ok((Some(s), "ort".into())),
         (Err(e), Engine::Auto) => Ok((None, format!("tch (ONNX Runtime unavailable: {e})"))),

@@ -6,9 +6,7 @@
 use super::metrics::DriftGauge;
 use super::model::Ranked;
 use super::Shared;
-use crate::monitor::prediction_log::{
-    append_jsonl, check_alerts, now, Alert, AlertRules, PredictionRecord,
-};
+use crate::monitor::prediction_log::{check_alerts, now, Alert, AlertRules, PredictionRecord};
 use crate::{Error, Result};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -30,8 +28,12 @@ pub struct MonitorOptions {
     pub log_dir: PathBuf,
     /// Live inputs in the drift window.
     pub window: usize,
-    /// A drift test runs each time this many new inputs have arrived (once the window is full).
+    /// A drift test runs each time this many new inputs have arrived (once the window is
+    /// full) …
     pub every: usize,
+    /// … and at least this long after the previous one (a test costs tens of ms of CPU:
+    /// under heavy traffic this keeps monitoring to a small share of the machine).
+    pub min_interval: std::time::Duration,
     pub rules: AlertRules,
 }
 
@@ -69,6 +71,7 @@ struct Ring {
     records: VecDeque<PredictionRecord>,
     since_test: usize,
     tests: u64,
+    last_test: Option<std::time::Instant>,
 }
 
 /// The logs and the live drift window.
@@ -78,8 +81,68 @@ pub struct Monitor {
     to_tester: SyncSender<WindowJob>,
     alerts: Mutex<VecDeque<Alert>>,
     latest: Mutex<Option<DriftStatus>>,
-    /// Serialises appends so the JSONL and CSV rows of one batch stay together.
-    write: Mutex<()>,
+    /// The two logs, open for appending; one batch's rows are one write to each.
+    logs: Mutex<Logs>,
+}
+
+/// `predictions.jsonl` and `predictions.csv`, kept open (opening them per batch cost
+/// more than writing).
+struct Logs {
+    jsonl: std::fs::File,
+    csv: std::fs::File,
+}
+
+impl Logs {
+    fn open(dir: &Path) -> Result<Logs> {
+        Ok(Logs {
+            jsonl: open_append(&dir.join("predictions.jsonl"), "")?,
+            csv: open_append(&dir.join("predictions.csv"), CSV_HEADER)?,
+        })
+    }
+
+    fn append(&mut self, dir: &Path, records: &[PredictionRecord]) -> Result<()> {
+        let mut jsonl = String::new();
+        let mut csv = String::new();
+        for r in records {
+            let line = serde_json::to_string(r)
+                .map_err(|e| Error::data(dir, format!("record not serialisable: {e}")))?;
+            jsonl.push_str(&line);
+            jsonl.push('\n');
+            csv += &csv_row(r);
+        }
+        let jsonl_path = dir.join("predictions.jsonl");
+        self.jsonl
+            .write_all(jsonl.as_bytes())
+            .map_err(|e| Error::io(&jsonl_path, e))?;
+        self.csv
+            .write_all(csv.as_bytes())
+            .map_err(|e| Error::io(dir.join("predictions.csv"), e))
+    }
+}
+
+/// Opens `path` for appending: writes `header` into a new (empty) file, and a newline
+/// after a torn last line of an old one, so that appended rows start whole.
+fn open_append(path: &Path, header: &str) -> Result<std::fs::File> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |e| Error::io(path, e);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(path)
+        .map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    if len == 0 {
+        file.write_all(header.as_bytes()).map_err(io)?;
+    } else {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::End(-1)).map_err(io)?;
+        file.read_exact(&mut last).map_err(io)?;
+        if last[0] != b'\n' {
+            file.write_all(b"\n").map_err(io)?;
+        }
+    }
+    Ok(file)
 }
 
 impl Monitor {
@@ -96,6 +159,7 @@ impl Monitor {
             });
         }
         std::fs::create_dir_all(&options.log_dir).map_err(|e| Error::io(&options.log_dir, e))?;
+        let logs = Logs::open(&options.log_dir)?;
         // One window waits while another is tested; more would only test stale windows.
         let (tx, rx) = sync_channel(1);
         let ring = Ring {
@@ -103,6 +167,7 @@ impl Monitor {
             records: VecDeque::with_capacity(options.window),
             since_test: 0,
             tests: 0,
+            last_test: None,
         };
         Ok((
             Monitor {
@@ -111,7 +176,7 @@ impl Monitor {
                 to_tester: tx,
                 alerts: Mutex::new(VecDeque::new()),
                 latest: Mutex::new(None),
-                write: Mutex::new(()),
+                logs: Mutex::new(logs),
             },
             rx,
         ))
@@ -161,11 +226,10 @@ impl Monitor {
                 }
             })
             .collect();
-        {
-            let _guard = self.write.lock().unwrap_or_else(|e| e.into_inner());
-            append_jsonl(&self.jsonl_path(), &records)?;
-            append_csv(&self.csv_path(), &records)?;
-        }
+        self.logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append(&self.options.log_dir, &records)?;
         self.feed(images, records);
         Ok(())
     }
@@ -183,7 +247,13 @@ impl Monitor {
             ring.records.push_back(record);
             ring.since_test += 1;
         }
-        if ring.images.len() == self.options.window && ring.since_test >= self.options.every {
+        let rested = ring
+            .last_test
+            .is_none_or(|t| t.elapsed() >= self.options.min_interval);
+        if ring.images.len() == self.options.window
+            && ring.since_test >= self.options.every
+            && rested
+        {
             let job = WindowJob {
                 images: ring.images.iter().cloned().collect(),
                 records: ring.records.iter().cloned().collect(),
@@ -193,6 +263,7 @@ impl Monitor {
                 Ok(()) => {
                     ring.since_test = 0;
                     ring.tests += 1;
+                    ring.last_test = Some(std::time::Instant::now());
                 }
                 Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {}
             }
@@ -315,33 +386,20 @@ fn pixel_stats(pixels: &[u8]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// Appends rows to the CSV log in one write, with the header when the file is new.
-fn append_csv(path: &Path, records: &[PredictionRecord]) -> Result<()> {
-    let io = |e| Error::io(path, e);
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io)?;
-    let mut text = String::new();
-    if file.metadata().map_err(io)?.len() == 0 {
-        text.push_str(CSV_HEADER);
-    }
-    for r in records {
-        text += &format!(
-            "{},{},{},{},{:.6},{:.3},{},{:.6},{:.6}\n",
-            r.ts,
-            r.time,
-            csv_field(&r.model_version),
-            r.class,
-            r.confidence,
-            r.latency_ms,
-            r.batch,
-            r.input_mean,
-            r.input_std
-        );
-    }
-    file.write_all(text.as_bytes()).map_err(io)
+/// One row of the CSV log.
+fn csv_row(r: &PredictionRecord) -> String {
+    format!(
+        "{},{},{},{},{:.6},{:.3},{},{:.6},{:.6}\n",
+        r.ts,
+        r.time,
+        csv_field(&r.model_version),
+        r.class,
+        r.confidence,
+        r.latency_ms,
+        r.batch,
+        r.input_mean,
+        r.input_std
+    )
 }
 
 /// A CSV field, quoted when it holds a comma, quote or newline.
