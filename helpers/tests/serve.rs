@@ -124,6 +124,7 @@ fn start(max_body: usize) -> Fixture {
         },
         max_body,
         watch: Some(root.join(retrain::POINTER_FILE)),
+        stop_on_signals: false,
     };
     let server = serve::start(model, load, options).unwrap();
     Fixture {

@@ -97,6 +97,7 @@ impl LiveDemo {
             },
             max_body: MAX_BODY,
             watch: Some(root.join(POINTER_FILE)),
+            stop_on_signals: false,
         };
         let server = super::start(model, loader, options)?;
         Ok(LiveDemo {

@@ -50,6 +50,9 @@ pub struct ServeOptions {
     pub max_body: usize,
     /// The `deployed.json` to watch for promotions (`None`: never swap).
     pub watch: Option<PathBuf>,
+    /// Stop on Ctrl-C and SIGTERM (the CLI). Off inside a notebook or a test, whose
+    /// process keeps its own signal handling; [`RunningServer::stop`] stops it there.
+    pub stop_on_signals: bool,
 }
 
 /// Default largest body: 8 MiB (a large JPEG; a JSON batch of 256 Fashion-MNIST images is ~1 MB).
@@ -151,11 +154,13 @@ pub fn start(model: ServedModel, loader: Loader, options: ServeOptions) -> Resul
     let addr = listener.local_addr().map_err(thread_err)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let app = routes::router(shared.clone());
+    let signals = options.stop_on_signals;
     let thread = std::thread::Builder::new()
         .name("lab-serve".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let served = axum::serve(listener, app).with_graceful_shutdown(shutdown(stop_rx));
+                let served =
+                    axum::serve(listener, app).with_graceful_shutdown(shutdown(stop_rx, signals));
                 if let Err(e) = served.await {
                     eprintln!("lab serve: {e}");
                 }
@@ -170,8 +175,12 @@ pub fn start(model: ServedModel, loader: Loader, options: ServeOptions) -> Resul
     })
 }
 
-/// Resolves on Ctrl-C, SIGTERM or the stop channel.
-async fn shutdown(stop: tokio::sync::oneshot::Receiver<()>) {
+/// Resolves on the stop channel, or (with `signals`) on Ctrl-C or SIGTERM.
+async fn shutdown(stop: tokio::sync::oneshot::Receiver<()>, signals: bool) {
+    if !signals {
+        let _ = stop.await;
+        return;
+    }
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {

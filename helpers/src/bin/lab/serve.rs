@@ -79,6 +79,7 @@ pub fn serve_cmd(args: ServeArgs) -> Result<()> {
         },
         max_body: args.max_body_mb.max(1) << 20,
         watch: (!args.no_watch).then(|| root.join("deployed.json")),
+        stop_on_signals: true,
     };
     let (version, how) = (model.version.clone(), model.engine.clone());
     let server = serve::start(model, loader, options.clone())?;
