@@ -10,7 +10,7 @@
 //! Layers, bottom up (a module imports only from its own layer or below):
 //! `error`, `rng`, `io`, `backend`, `render`, `plot` · `data`, `weights`, `models`,
 //! `metrics`, `train` · `config`, `run`, `evaluate`, `tasks` · `sanity`, `baselines`,
-//! `sweep`, `profile`, `experiment`, `explain`, `deploy`, `monitor`, `report`, `session` ·
+//! `sweep`, `slurm`, `profile`, `experiment`, `explain`, `deploy`, `monitor`, `report`, `session` ·
 //! `serve` (feature `serve`: the HTTP model server).
 
 pub mod backend;
@@ -36,6 +36,7 @@ pub mod sanity;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod session;
+pub mod slurm;
 pub mod sweep;
 pub mod tasks;
 pub mod train;

@@ -104,18 +104,30 @@ impl RunningServer {
 
     /// Blocks until the server ends (Ctrl-C or SIGTERM: it stops accepting, lets open
     /// requests finish, and returns).
-    pub fn wait(mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn wait(self) {
+        self.finish(false)
     }
 
     /// Stops the server as a signal would, and waits for it.
-    pub fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
+    pub fn stop(self) {
+        self.finish(true)
+    }
+
+    /// Lets go of this handle's state first, so that the server's own thread drops the
+    /// last reference: in a notebook each cell is a library with its own copy of ONNX
+    /// Runtime's bindings, and a session must be freed by the copy that created it.
+    fn finish(self, signal: bool) {
+        let RunningServer {
+            shared,
+            stop,
+            thread,
+            ..
+        } = self;
+        drop(shared);
+        if let (true, Some(tx)) = (signal, stop) {
             let _ = tx.send(());
         }
-        if let Some(t) = self.thread.take() {
+        if let Some(t) = thread {
             let _ = t.join();
         }
     }

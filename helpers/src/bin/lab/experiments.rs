@@ -41,6 +41,8 @@ pub struct GridArgs {
     /// Folder of run directories (default: `LAB_RUNS`, else saved_models).
     #[arg(long)]
     root: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: crate::cluster::SlurmArgs,
 }
 
 #[derive(Args)]
@@ -54,6 +56,8 @@ pub struct AblateArgs {
     /// Folder of run directories (default: `LAB_RUNS`, else saved_models).
     #[arg(long)]
     root: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: crate::cluster::SlurmArgs,
 }
 
 /// Training options for the runs of a sweep: under `root` or the session's folder.
@@ -118,6 +122,13 @@ pub fn grid(args: GridArgs, session: &Session) -> Result<()> {
         }
         return Ok(());
     }
+    if args.cluster.slurm {
+        let root = args
+            .root
+            .clone()
+            .unwrap_or_else(|| session.runs_root.clone());
+        return crate::cluster::sweep(&args.cluster, &cfg.name, &args.config, &points, &root);
+    }
     let points = session.profile.apply_points(points);
     let data = load_data_for(session, &cfg)?;
     let opts = sweep_options(session, &args.root);
@@ -130,6 +141,14 @@ pub fn ablate(args: AblateArgs, session: &Session) -> Result<()> {
     let cfg = RunConfig::from_toml_file(&args.config)?;
     let points = sweep::ablation_points(&cfg, args.seeds)
         .with_context(|| format!("ablations of {}", args.config.display()))?;
+    if args.cluster.slurm {
+        let root = args
+            .root
+            .clone()
+            .unwrap_or_else(|| session.runs_root.clone());
+        let name = crate::cluster::sweep_name(&cfg.name, true);
+        return crate::cluster::sweep(&args.cluster, &name, &args.config, &points, &root);
+    }
     let points = session.profile.apply_points(points);
     let data = load_data_for(session, &cfg)?;
     let opts = sweep_options(session, &args.root);

@@ -2,6 +2,7 @@
 //! Every subcommand calls the same library functions the notebook cells call.
 mod bench;
 mod bench_text;
+mod cluster;
 mod experiments;
 mod explain;
 mod infer;
@@ -105,6 +106,9 @@ enum Command {
     /// /metrics, /health, /alerts; logs every prediction, tests live drift, and swaps in
     /// a model the retraining gate promotes.
     Serve(serve::ServeArgs),
+    /// Where the points of a sweep submitted with `lab grid --slurm --submit` stand:
+    /// finished, queued, running or failed (with the tail of its output).
+    SweepStatus(cluster::StatusArgs),
 }
 
 #[derive(clap::Args)]
@@ -184,6 +188,7 @@ fn main() -> Result<()> {
         Command::Drift(args) => monitor::drift_cmd(args)?,
         Command::Retrain(args) => monitor::retrain_cmd(args)?,
         Command::Serve(args) => serve::serve_cmd(args)?,
+        Command::SweepStatus(args) => cluster::status(args, &session)?,
     }
     Ok(())
 }
