@@ -74,28 +74,40 @@ pub fn is_finished(root: &Path, point: &str) -> bool {
         .is_ok_and(|m| m.status == Status::Finished)
 }
 
-/// The array script for the points of `points` not finished under `root`: task `i` runs
-/// `lab train --config <config> --name <point i> --set … --resume --root <root>` with
-/// `lab` the binary at `lab`. Returns the script and its manifest (job not yet set).
+/// The array script for the points not finished under `root`: task `i` runs `lab train
+/// --config <config> --name <point i> --set … --resume --root <root>` with `lab` the
+/// binary at `lab`. `points` are the sweep's points as the config writes them (what the
+/// commands name), `runs` the same points as `lab train` will run them (the profile
+/// applied: their run names and configs). Returns the script and its manifest (job not
+/// yet set). A run directory that holds another config is refused here, before anything
+/// is submitted.
 pub fn array_script(
     sweep: &str,
     lab: &Path,
     config: &Path,
     points: &[Point],
+    runs: &[Point],
     root: &Path,
     resources: &Resources,
 ) -> Result<(String, Manifest)> {
-    check_unique(points)?;
-    let todo: Vec<&Point> = points
+    check_unique(runs)?;
+    for run in runs {
+        check_not_taken(root, run)?;
+    }
+    if let Some(limit) = &resources.time {
+        check_time_limit(limit, root, runs)?;
+    }
+    let todo: Vec<(&Point, &Point)> = points
         .iter()
-        .filter(|p| !is_finished(root, &p.name))
+        .zip(runs)
+        .filter(|(_, run)| !is_finished(root, &run.name))
         .collect();
     let logs = root.join(".slurm").join(sweep);
     let manifest = Manifest {
         sweep: sweep.into(),
         job: None,
-        tasks: todo.iter().map(|p| p.name.clone()).collect(),
-        points: points.iter().map(|p| p.name.clone()).collect(),
+        tasks: todo.iter().map(|(_, run)| run.name.clone()).collect(),
+        points: runs.iter().map(|run| run.name.clone()).collect(),
         logs: logs.clone(),
     };
     if todo.is_empty() {
@@ -126,7 +138,7 @@ pub fn array_script(
         directive(format!("--time={t}"));
     }
     s.push_str("set -euo pipefail\ncase \"$SLURM_ARRAY_TASK_ID\" in\n");
-    for (i, p) in todo.iter().enumerate() {
+    for (i, (p, _)) in todo.iter().enumerate() {
         let sets: String = p
             .overrides
             .iter()
@@ -144,6 +156,76 @@ pub fn array_script(
         "  *) echo \"no sweep point for array index $SLURM_ARRAY_TASK_ID\" >&2; exit 2 ;;\nesac\n",
     );
     Ok((s, manifest))
+}
+
+/// A run directory of `run`'s name that holds another config belongs to another sweep
+/// (or run): training into it would fail in the job.
+fn check_not_taken(root: &Path, run: &Point) -> Result<()> {
+    let dir = RunDir::at(root.join(&run.name));
+    match dir.config() {
+        Ok(saved) if saved.hash() != run.config.hash() => Err(Error::Run {
+            path: dir.path.clone(),
+            reason: format!(
+                "holds a run of another config (differing keys: {}): another sweep wrote it; rename this sweep (`name`) or use another --root",
+                saved.diff(&run.config).join(", ")
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Errs when the time limit is shorter than a point needs, judged from the seconds per
+/// epoch of this sweep's finished points (no finished point: nothing to judge from).
+fn check_time_limit(limit: &str, root: &Path, runs: &[Point]) -> Result<()> {
+    let seconds = parse_time_limit(limit)?;
+    let per_epoch = runs
+        .iter()
+        .filter_map(|r| RunDir::at(root.join(&r.name)).meta().ok())
+        .filter(|m| m.status == Status::Finished && m.epochs_done > 0)
+        .map(|m| m.train_seconds / m.epochs_done as f64)
+        .fold(None, |acc: Option<f64>, v| {
+            Some(acc.map_or(v, |a| a.max(v)))
+        });
+    let (Some(per_epoch), Some(epochs)) =
+        (per_epoch, runs.iter().map(|r| r.config.train.epochs).max())
+    else {
+        return Ok(());
+    };
+    let needed = per_epoch * epochs as f64;
+    if needed > seconds {
+        return Err(Error::Argument {
+            name: "time".into(),
+            reason: format!(
+                "--time {limit} ({seconds:.0} s) is shorter than a point needs: {epochs} epochs at the {per_epoch:.1} s per epoch this sweep's finished points took ≈ {needed:.0} s"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Seconds of a Slurm time limit: `M`, `M:S`, `H:M:S`, `D-H`, `D-H:M` or `D-H:M:S`.
+pub fn parse_time_limit(text: &str) -> Result<f64> {
+    let bad = || Error::Argument {
+        name: "time".into(),
+        reason: format!("`{text}` is not a Slurm time limit (M, M:S, H:M:S, D-H, D-H:M, D-H:M:S)"),
+    };
+    let (days, rest) = match text.split_once('-') {
+        Some((d, r)) => (d.parse::<f64>().map_err(|_| bad())?, r),
+        None => (0.0, text),
+    };
+    let parts: Vec<f64> = rest
+        .split(':')
+        .map(|p| p.parse::<f64>().map_err(|_| bad()))
+        .collect::<Result<_>>()?;
+    let within_day = match (text.contains('-'), parts.as_slice()) {
+        (false, [m]) => m * 60.0,
+        (false, [m, s]) => m * 60.0 + s,
+        (_, [h, m, s]) => h * 3600.0 + m * 60.0 + s,
+        (true, [h]) => h * 3600.0,
+        (true, [h, m]) => h * 3600.0 + m * 60.0,
+        _ => return Err(bad()),
+    };
+    Ok(days * 86_400.0 + within_day)
 }
 
 /// Two points of one sweep with the same run name would write one directory.
@@ -306,5 +388,26 @@ fn failed_or_not_started(log: &Path) -> PointState {
             PointState::Failed(lines[lines.len().saturating_sub(5)..].join("\n"))
         }
         Err(_) => PointState::NotStarted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slurm_time_limits_read_in_every_form() {
+        for (text, seconds) in [
+            ("30", 1800.0),
+            ("5:30", 330.0),
+            ("01:00:00", 3600.0),
+            ("2-0", 172_800.0),
+            ("1-01:30", 91_800.0),
+            ("1-00:00:10", 86_410.0),
+        ] {
+            assert_eq!(parse_time_limit(text).unwrap(), seconds, "{text}");
+        }
+        assert!(parse_time_limit("1h").is_err());
+        assert!(parse_time_limit("1:2:3:4").is_err());
     }
 }

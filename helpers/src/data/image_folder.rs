@@ -200,13 +200,20 @@ fn read_image(path: &Path, opts: &ImageFolderOptions) -> std::result::Result<Vec
         ));
     }
     let img = image::open(path).map_err(|e| format!("corrupt or unreadable image: {e}"))?;
-    let (h, w) = opts.size;
+    Ok(to_pixels(img, opts.channels, opts.size))
+}
+
+/// A decoded image as `[C, H, W]` bytes: resized to `size` (height, width) with the
+/// triangle filter when it differs, converted to grey (`channels` 1) or RGB. What the
+/// image-folder reader trains on and what `lab serve` feeds the model.
+pub fn to_pixels(img: image::DynamicImage, channels: usize, size: (u32, u32)) -> Vec<u8> {
+    let (h, w) = size;
     let img = if (img.height(), img.width()) == (h, w) {
         img
     } else {
         img.resize_exact(w, h, FilterType::Triangle)
     };
-    Ok(if opts.channels == 1 {
+    if channels == 1 {
         img.to_luma8().into_raw()
     } else {
         // HWC → CHW.
@@ -214,7 +221,7 @@ fn read_image(path: &Path, opts: &ImageFolderOptions) -> std::result::Result<Vec
         (0..3)
             .flat_map(|c| rgb.iter().skip(c).step_by(3).copied().collect::<Vec<_>>())
             .collect()
-    })
+    }
 }
 
 #[cfg(test)]

@@ -39,6 +39,16 @@ pub fn append_jsonl<T: Serialize>(path: &Path, records: &[T]) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
+    let mut file = open_append(path)?;
+    let io = |e| Error::io(path, e);
+    file.write_all(text.as_bytes()).map_err(io)?;
+    file.flush().map_err(io)
+}
+
+/// Opens `path` (created if missing) for appending lines: after a torn last line (a
+/// writer killed mid-line) it first writes a newline, so that what is appended next
+/// starts a whole line.
+pub fn open_append(path: &Path) -> Result<std::fs::File> {
     let io = |e| Error::io(path, e);
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -47,10 +57,9 @@ pub fn append_jsonl<T: Serialize>(path: &Path, records: &[T]) -> Result<()> {
         .open(path)
         .map_err(io)?;
     if !ends_with_newline(&mut file).map_err(io)? {
-        text.insert(0, '\n');
+        file.write_all(b"\n").map_err(io)?;
     }
-    file.write_all(text.as_bytes()).map_err(io)?;
-    file.flush().map_err(io)
+    Ok(file)
 }
 
 /// True for an empty file or one whose last byte is `\n`.

@@ -95,20 +95,11 @@ pub fn decode_image(bytes: &[u8], spec: InputSpec) -> Result<Vec<u8>, RequestErr
             format!("the {format:?} file could not be decoded (truncated or corrupt?): {other}"),
         ),
     })?;
-    let (h, w) = (spec.height, spec.width);
-    let img = if (img.height(), img.width()) == (h, w) {
-        img
-    } else {
-        img.resize_exact(w, h, image::imageops::FilterType::Triangle)
-    };
-    Ok(if spec.channels == 1 {
-        img.to_luma8().into_raw()
-    } else {
-        let rgb = img.to_rgb8().into_raw();
-        (0..3)
-            .flat_map(|c| rgb.iter().skip(c).step_by(3).copied().collect::<Vec<_>>())
-            .collect()
-    })
+    Ok(crate::data::image_folder::to_pixels(
+        img,
+        spec.channels as usize,
+        (spec.height, spec.width),
+    ))
 }
 
 /// The JSON body of a batch request: raw pixel values 0..=255, one array per image,

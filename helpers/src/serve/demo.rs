@@ -117,7 +117,10 @@ impl LiveDemo {
         Table::from_pairs(
             "The server",
             &[
-                ("address", format!("http://{} (loopback)", self.server.addr)),
+                (
+                    "address",
+                    "127.0.0.1, a free port (loopback only)".to_string(),
+                ),
                 ("model version", model.version.clone()),
                 ("engine", model.engine.clone()),
                 (
@@ -128,12 +131,18 @@ impl LiveDemo {
                     "drift window",
                     format!("last {WINDOW} requests, tested every {EVERY}"),
                 ),
-                (
-                    "prediction log",
-                    self.log_dir.join("predictions.jsonl").display().to_string(),
-                ),
+                ("prediction log", self.log_path_shown()),
             ],
         )
+    }
+
+    /// `<run>/serving/predictions.jsonl`, relative to the runs root.
+    fn log_path_shown(&self) -> String {
+        let log = self.log_dir.join("predictions.jsonl");
+        log.strip_prefix(&self.root)
+            .unwrap_or(&log)
+            .display()
+            .to_string()
     }
 
     /// Sends each image of `set` as a PNG to `POST /predict`, one at a time, then waits

@@ -244,46 +244,32 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+/// Reads one number off a drift gauge.
+type GaugeValue = fn(&DriftGauge) -> f64;
+
 fn drift_gauges(out: &mut String, drift: &[DriftGauge]) {
-    header(
-        out,
-        "lab_drift_p_value",
-        "gauge",
-        "p-value of the latest drift test of the live window, by method.",
-    );
-    for g in drift {
-        let _ = writeln!(
-            out,
-            "lab_drift_p_value{{method=\"{}\"}} {}",
-            g.method, g.p_value
-        );
-    }
-    header(
-        out,
-        "lab_drift_statistic",
-        "gauge",
-        "Statistic of the latest drift test (KS: max D; MMD: MMD²; chi-square: X²).",
-    );
-    for g in drift {
-        let _ = writeln!(
-            out,
-            "lab_drift_statistic{{method=\"{}\"}} {}",
-            g.method, g.statistic
-        );
-    }
-    header(
-        out,
-        "lab_drift_detected",
-        "gauge",
-        "1 when the latest drift test rejected 'no drift', by method.",
-    );
-    for g in drift {
-        let _ = writeln!(
-            out,
-            "lab_drift_detected{{method=\"{}\"}} {}",
-            g.method,
-            u8::from(g.drift)
-        );
+    let series: [(&str, &str, GaugeValue); 3] = [
+        (
+            "lab_drift_p_value",
+            "p-value of the latest drift test of the live window, by method.",
+            |g| g.p_value,
+        ),
+        (
+            "lab_drift_statistic",
+            "Statistic of the latest drift test (KS: max D; MMD: MMD²; chi-square: X²).",
+            |g| g.statistic,
+        ),
+        (
+            "lab_drift_detected",
+            "1 when the latest drift test rejected 'no drift', by method.",
+            |g| f64::from(u8::from(g.drift)),
+        ),
+    ];
+    for (name, help, value) in series {
+        header(out, name, "gauge", help);
+        for g in drift {
+            let _ = writeln!(out, "{name}{{method=\"{}\"}} {}", g.method, value(g));
+        }
     }
 }
 

@@ -120,27 +120,14 @@ impl Logs {
     }
 }
 
-/// Opens `path` for appending: writes `header` into a new (empty) file, and a newline
-/// after a torn last line of an old one, so that appended rows start whole.
+/// Opens a log for appending whole lines ([`crate::io::jsonl::open_append`]), writing
+/// `header` first into a new file.
 fn open_append(path: &Path, header: &str) -> Result<std::fs::File> {
-    use std::io::{Read, Seek, SeekFrom};
-    let io = |e| Error::io(path, e);
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(path)
-        .map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
-    if len == 0 {
-        file.write_all(header.as_bytes()).map_err(io)?;
-    } else {
-        let mut last = [0u8; 1];
-        file.seek(SeekFrom::End(-1)).map_err(io)?;
-        file.read_exact(&mut last).map_err(io)?;
-        if last[0] != b'\n' {
-            file.write_all(b"\n").map_err(io)?;
-        }
+    let mut file = crate::io::jsonl::open_append(path)?;
+    let empty = file.metadata().map_err(|e| Error::io(path, e))?.len() == 0;
+    if empty {
+        file.write_all(header.as_bytes())
+            .map_err(|e| Error::io(path, e))?;
     }
     Ok(file)
 }

@@ -49,12 +49,14 @@ impl SlurmArgs {
     }
 }
 
-/// Writes (and with --submit, submits) the array job of `points` under `root`.
+/// Writes (and with --submit, submits) the array job of `points` under `root`; `runs`
+/// are the points as `lab train` runs them (the session's profile applied).
 pub fn sweep(
     args: &SlurmArgs,
     sweep: &str,
     config: &Path,
     points: &[Point],
+    runs: &[Point],
     root: &Path,
 ) -> Result<()> {
     let lab = std::env::current_exe().context("locating the lab binary for the array tasks")?;
@@ -66,7 +68,7 @@ pub fn sweep(
         }
     }
     let (script, manifest) =
-        slurm::array_script(sweep, &lab, &config, points, &root, &args.resources())?;
+        slurm::array_script(sweep, &lab, &config, points, runs, &root, &args.resources())?;
     if manifest.tasks.is_empty() {
         println!(
             "every point of {sweep} is finished under {}: nothing to submit",

@@ -127,7 +127,15 @@ pub fn grid(args: GridArgs, session: &Session) -> Result<()> {
             .root
             .clone()
             .unwrap_or_else(|| session.runs_root.clone());
-        return crate::cluster::sweep(&args.cluster, &cfg.name, &args.config, &points, &root);
+        let runs = session.profile.apply_points(points.clone());
+        return crate::cluster::sweep(
+            &args.cluster,
+            &cfg.name,
+            &args.config,
+            &points,
+            &runs,
+            &root,
+        );
     }
     let points = session.profile.apply_points(points);
     let data = load_data_for(session, &cfg)?;
@@ -147,7 +155,8 @@ pub fn ablate(args: AblateArgs, session: &Session) -> Result<()> {
             .clone()
             .unwrap_or_else(|| session.runs_root.clone());
         let name = crate::cluster::sweep_name(&cfg.name, true);
-        return crate::cluster::sweep(&args.cluster, &name, &args.config, &points, &root);
+        let runs = session.profile.apply_points(points.clone());
+        return crate::cluster::sweep(&args.cluster, &name, &args.config, &points, &runs, &root);
     }
     let points = session.profile.apply_points(points);
     let data = load_data_for(session, &cfg)?;
