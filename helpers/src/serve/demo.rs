@@ -50,9 +50,14 @@ pub struct StreamReport {
 /// What the hot swap looked like from a client that kept sending requests.
 #[derive(Debug, Clone)]
 pub struct SwapReport {
+    /// Whether the gate promoted the candidate (else it was rolled out by hand and back).
     pub promoted: bool,
+    /// The gate's reason.
+    pub reason: String,
     pub before: String,
     pub after: String,
+    /// Requests answered during the swap(s), and how many of them failed.
+    pub answers: usize,
     pub failed: usize,
     /// Versions in the order the answers carried them, repeats collapsed.
     pub sequence: Vec<String>,
@@ -235,19 +240,13 @@ impl LiveDemo {
         )
     }
 
-    /// Moves `deployed.json` to the gate's candidate, as the gate does on promotion,
-    /// while a client keeps sending requests; waits for the server to swap.
+    /// Moves `deployed.json` to the gate's candidate while a client keeps sending
+    /// requests, and waits for the server to swap. A candidate the gate rejected is rolled
+    /// out by hand (as an operator overriding the gate would), then rolled back, so the
+    /// pointer ends where the gate left it; the report says which.
     pub fn promote(&self, decision: &GateDecision, probe: &ImageSet) -> Result<SwapReport> {
-        let before = self.server.shared().model().version.clone();
-        if !decision.promoted {
-            return Ok(SwapReport {
-                promoted: false,
-                after: before.clone(),
-                before,
-                failed: 0,
-                sequence: vec![],
-            });
-        }
+        let shared = self.server.shared();
+        let (before, original) = (shared.model().version.clone(), shared.model().run.clone());
         let png = crate::plot::png_bytes(&probe.images.get(0))?;
         let (addr, stop) = (self.addr(), Arc::new(AtomicBool::new(false)));
         let client_stop = stop.clone();
@@ -265,13 +264,11 @@ impl LiveDemo {
             seen
         });
         std::thread::sleep(Duration::from_millis(200));
-        retrain::set_deployed(&self.root, &decision.candidate.run)?;
-        let shared = self.server.shared();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while shared.model().version == before && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
+        self.point_to(&decision.candidate.run, &before)?;
+        let after = shared.model().version.clone();
+        if !decision.promoted {
+            self.point_to(&original, &after)?;
         }
-        std::thread::sleep(Duration::from_millis(300));
         stop.store(true, Ordering::Relaxed);
         let seen = client
             .join()
@@ -284,12 +281,33 @@ impl LiveDemo {
             }
         }
         Ok(SwapReport {
-            promoted: true,
+            promoted: decision.promoted,
+            reason: decision.reason.clone(),
             before,
-            after: shared.model().version.clone(),
+            after,
+            answers: seen.len(),
             failed,
             sequence,
         })
+    }
+
+    /// Points `deployed.json` at `run` and waits (≤ 120 s) until the server no longer
+    /// serves `serving`, then a little longer so that answers of the new model are seen.
+    fn point_to(&self, run: &Path, serving: &str) -> Result<()> {
+        retrain::set_deployed(&self.root, run)?;
+        let shared = self.server.shared();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while shared.model().version == serving {
+            if Instant::now() > deadline {
+                return Err(Error::data(
+                    run,
+                    "the server did not load this run within 120 s",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(())
     }
 
     /// Stops the server (open requests finish first).
@@ -352,24 +370,24 @@ impl StreamReport {
 
 impl SwapReport {
     pub fn table(&self) -> Result<Table> {
-        if !self.promoted {
-            return Table::from_pairs(
-                "Hot swap",
-                &[
-                    (
-                        "promotion",
-                        "the gate promoted no candidate: nothing to swap".into(),
-                    ),
-                    ("serving", self.before.clone()),
-                ],
-            );
-        }
+        let how = if self.promoted {
+            format!("by the gate ({})", self.reason)
+        } else {
+            format!(
+                "by hand, then rolled back: the gate rejected it ({})",
+                self.reason
+            )
+        };
         Table::from_pairs(
             "Hot swap while a client kept sending requests",
             &[
-                ("before", self.before.clone()),
-                ("after", self.after.clone()),
-                ("failed requests", self.failed.to_string()),
+                ("candidate deployed", how),
+                ("served before", self.before.clone()),
+                ("served after the swap", self.after.clone()),
+                (
+                    "failed requests",
+                    format!("{} (of every answer)", self.failed),
+                ),
                 (
                     "versions in the answers, in order",
                     self.sequence.join(" → "),

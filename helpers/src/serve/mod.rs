@@ -50,8 +50,10 @@ pub struct ServeOptions {
     pub max_body: usize,
     /// The `deployed.json` to watch for promotions (`None`: never swap).
     pub watch: Option<PathBuf>,
-    /// Stop on Ctrl-C and SIGTERM (the CLI). Off inside a notebook or a test, whose
-    /// process keeps its own signal handling; [`RunningServer::stop`] stops it there.
+    /// The CLI's mode: stop on Ctrl-C and SIGTERM, and print swaps and failures of the
+    /// background threads to stderr. Off inside a notebook or a test, whose process keeps
+    /// its own signal handling and output ([`RunningServer::stop`] stops the server;
+    /// `/health` shows the last swap error).
     pub stop_on_signals: bool,
 }
 
@@ -68,6 +70,7 @@ pub struct Shared {
     pub swap_error: Mutex<Option<String>>,
     started: Instant,
     max_body: usize,
+    announce: bool,
 }
 
 impl Shared {
@@ -77,6 +80,13 @@ impl Shared {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Tells the operator (stderr) what a background thread did, in the CLI's mode.
+    fn notice(&self, message: &str) {
+        if self.announce {
+            eprintln!("lab serve: {message}");
+        }
     }
 
     /// Serves `next` from the next batch on; returns the model it replaces.
@@ -145,6 +155,7 @@ pub fn start(model: ServedModel, loader: Loader, options: ServeOptions) -> Resul
         swap_error: Mutex::new(None),
         started: Instant::now(),
         max_body: options.max_body,
+        announce: options.stop_on_signals,
     });
     let thread_err = |e| Error::io(std::path::Path::new("lab serve threads"), e);
     worker.spawn(Arc::downgrade(&shared)).map_err(thread_err)?;

@@ -295,7 +295,7 @@ pub(super) fn spawn_tester(
                     break;
                 };
                 if let Err(e) = test_window(&shared, job) {
-                    eprintln!("lab serve: drift test failed: {e}");
+                    shared.notice(&format!("drift test failed: {e}"));
                 }
             }
         })

@@ -37,11 +37,11 @@ pub(super) fn watch(pointer: PathBuf, loader: Loader, shared: Weak<Shared>) -> s
                 .map(|bytes| swap_to(&shared, &pointer, bytes, &loader))
                 .unwrap_or(Ok(()));
             if let Err(e) = outcome {
-                eprintln!(
-                    "lab serve: {} changed but was not loaded, still serving {}: {e}",
+                shared.notice(&format!(
+                    "{} changed but was not loaded, still serving {}: {e}",
                     pointer.display(),
                     shared.model().version
-                );
+                ));
                 *shared.swap_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
             }
         })
@@ -59,12 +59,12 @@ fn swap_to(shared: &Shared, pointer: &Path, bytes: &[u8], loader: &Loader) -> Re
     let old = shared.replace(next.clone());
     shared.metrics.swap();
     *shared.swap_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    eprintln!(
-        "lab serve: swapped {} → {} ({})",
+    shared.notice(&format!(
+        "swapped {} → {} ({})",
         old.version,
         next.version,
         run.display()
-    );
+    ));
     Ok(())
 }
 
