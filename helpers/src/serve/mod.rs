@@ -129,17 +129,21 @@ impl RunningServer {
     fn finish(self, signal: bool) {
         let RunningServer {
             shared,
-            stop,
+            mut stop,
             thread,
             ..
         } = self;
         drop(shared);
-        if let (true, Some(tx)) = (signal, stop) {
-            let _ = tx.send(());
+        if signal {
+            if let Some(tx) = stop.take() {
+                let _ = tx.send(());
+            }
         }
         if let Some(t) = thread {
             let _ = t.join();
         }
+        // Only now: a dropped sender also ends the server (see `shutdown`).
+        drop(stop);
     }
 }
 
