@@ -27,7 +27,6 @@ const EVERY: usize = 100;
 pub struct LiveDemo {
     server: RunningServer,
     root: PathBuf,
-    log_dir: PathBuf,
 }
 
 /// What one stream of requests gave.
@@ -94,7 +93,7 @@ impl LiveDemo {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             batch: BatchOptions::default(),
             monitor: MonitorOptions {
-                log_dir: log_dir.clone(),
+                log_dir,
                 window: WINDOW,
                 every: EVERY,
                 min_interval: Duration::ZERO,
@@ -108,7 +107,6 @@ impl LiveDemo {
         Ok(LiveDemo {
             server,
             root: root.to_path_buf(),
-            log_dir,
         })
     }
 
@@ -143,7 +141,7 @@ impl LiveDemo {
 
     /// `<run>/serving/predictions.jsonl`, relative to the runs root.
     fn log_path_shown(&self) -> String {
-        let log = self.log_dir.join("predictions.jsonl");
+        let log = self.server.shared().monitor.jsonl_path();
         log.strip_prefix(&self.root)
             .unwrap_or(&log)
             .display()
@@ -188,7 +186,7 @@ impl LiveDemo {
     /// The prediction log as the server wrote it.
     pub fn records(&self) -> Result<Vec<PredictionRecord>> {
         Ok(
-            crate::monitor::prediction_log::read_log(&self.log_dir.join("predictions.jsonl"))?
+            crate::monitor::prediction_log::read_log(&self.server.shared().monitor.jsonl_path())?
                 .records,
         )
     }
@@ -415,11 +413,8 @@ fn wait_for_test(monitor: &super::monitoring::Monitor, test: u64) -> Result<Drif
 }
 
 fn percentile(values: &mut [f64], q: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
     values.sort_by(f64::total_cmp);
-    values[((values.len() - 1) as f64 * q).round() as usize]
+    crate::metrics::quantile(values, q)
 }
 
 /// The most predicted class of `records` and its share.

@@ -18,6 +18,8 @@ use tch::Tensor;
 
 /// Alerts kept in memory for `GET /alerts` (all of them stay in `alerts.jsonl`).
 const ALERTS_KEPT: usize = 200;
+const JSONL_FILE: &str = "predictions.jsonl";
+const CSV_FILE: &str = "predictions.csv";
 const CSV_HEADER: &str =
     "ts,time,model_version,class,confidence,latency_ms,batch,input_mean,input_std\n";
 
@@ -95,8 +97,8 @@ struct Logs {
 impl Logs {
     fn open(dir: &Path) -> Result<Logs> {
         Ok(Logs {
-            jsonl: open_append(&dir.join("predictions.jsonl"), "")?,
-            csv: open_append(&dir.join("predictions.csv"), CSV_HEADER)?,
+            jsonl: open_append(&dir.join(JSONL_FILE), "")?,
+            csv: open_append(&dir.join(CSV_FILE), CSV_HEADER)?,
         })
     }
 
@@ -110,13 +112,12 @@ impl Logs {
             jsonl.push('\n');
             csv += &csv_row(r);
         }
-        let jsonl_path = dir.join("predictions.jsonl");
         self.jsonl
             .write_all(jsonl.as_bytes())
-            .map_err(|e| Error::io(&jsonl_path, e))?;
+            .map_err(|e| Error::io(dir.join(JSONL_FILE), e))?;
         self.csv
             .write_all(csv.as_bytes())
-            .map_err(|e| Error::io(dir.join("predictions.csv"), e))
+            .map_err(|e| Error::io(dir.join(CSV_FILE), e))
     }
 }
 
@@ -174,11 +175,11 @@ impl Monitor {
     }
 
     pub fn jsonl_path(&self) -> PathBuf {
-        self.options.log_dir.join("predictions.jsonl")
+        self.options.log_dir.join(JSONL_FILE)
     }
 
     pub fn csv_path(&self) -> PathBuf {
-        self.options.log_dir.join("predictions.csv")
+        self.options.log_dir.join(CSV_FILE)
     }
 
     pub fn alerts_path(&self) -> PathBuf {
