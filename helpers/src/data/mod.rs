@@ -3,6 +3,7 @@ pub mod augment;
 pub mod card;
 pub mod cifar;
 pub mod config;
+pub mod detection;
 pub mod fashion_mnist;
 pub mod idx;
 pub mod image_folder;

@@ -39,16 +39,10 @@ fn block_specs() -> Vec<MbConvSpec> {
     specs
 }
 
-/// Layers of EfficientNet-Lite0 for `in_channels`-channel images resized to `size`
-/// (0 = as given), and the index of the layer ending the features (after the head
-/// convolution's activation).
-pub fn layers(
-    root: &nn::Path,
-    in_channels: i64,
-    size: i64,
-    num_classes: i64,
-    dropout: f64,
-) -> (Vec<(String, Layer)>, usize) {
+/// The stem and the 16 blocks of EfficientNet-Lite0 (320 channels at stride 32), after
+/// an input adapter for `in_channels`-channel images resized to `size` (0 = as given):
+/// the backbone a detector taps, without the head convolution and classifier.
+pub fn block_layers(root: &nn::Path, in_channels: i64, size: i64) -> Vec<(String, Layer)> {
     let bn = |name: &str, c| batch_norm(root / name, c, 1e-3, 0.01);
     let mut out = vec![
         (
@@ -69,6 +63,21 @@ pub fn layers(
         let block = MbConv::new(&(&blocks / i), *spec, rate);
         out.push((format!("_blocks.{i}"), Layer::MbConv(Box::new(block))));
     }
+    out
+}
+
+/// Layers of EfficientNet-Lite0 for `in_channels`-channel images resized to `size`
+/// (0 = as given), and the index of the layer ending the features (after the head
+/// convolution's activation).
+pub fn layers(
+    root: &nn::Path,
+    in_channels: i64,
+    size: i64,
+    num_classes: i64,
+    dropout: f64,
+) -> (Vec<(String, Layer)>, usize) {
+    let bn = |name: &str, c| batch_norm(root / name, c, 1e-3, 0.01);
+    let mut out = block_layers(root, in_channels, size);
     out.push((
         "_conv_head".into(),
         Layer::Conv(conv(root / "_conv_head", 320, EMBEDDING_DIM, 1, 1, 0)),

