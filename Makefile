@@ -1,4 +1,4 @@
-# make report   restart-and-run-all notebook.ipynb in place, then report.html (and notebooks/{regression,text}.ipynb → .html)
+# make report   restart-and-run-all notebook.ipynb in place, then report.html (and notebooks/{regression,text,detection}.ipynb → .html)
 #               (REPORT_CODE=--hide-code: code collapsed behind a button; --no-code: left out)
 # make test     cargo tests, lab serve end to end (browser, promtool, flood, kill -9), then the
 #               notebooks headless on the smoke profile, then opened
@@ -18,6 +18,8 @@ REPORT_CODE ?=
 REGRESSION := notebooks/regression.ipynb
 # The text-classification track's notebook.
 TEXT := notebooks/text.ipynb
+# The object-detection track's notebook (tree crowns on aerial images).
+DETECTION := notebooks/detection.ipynb
 # glibc keeps freed memory instead of returning it to the OS and faulting it back in
 # every training step: measurably faster tch training on CPU (see environment.md).
 export MALLOC_MMAP_THRESHOLD_ := 268435456
@@ -46,7 +48,10 @@ test: setup
 	  LAB_PROFILE=smoke LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py $(TEXT) $$tmp/text.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
 	  $(PY) scripts/build_report.py $$tmp/text.ipynb $$tmp/text.html --hide-code && \
 	  $(PY) scripts/check_notebook.py $$tmp/text.ipynb --min-svg 6 --min-html 16 --html $$tmp/text.html && \
-	  $(PY) scripts/check_jupyterlab.py --root $$tmp notebook.ipynb regression.ipynb text.ipynb && \
+	  LAB_PROFILE=smoke LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py $(DETECTION) $$tmp/detection.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
+	  $(PY) scripts/build_report.py $$tmp/detection.ipynb $$tmp/detection.html --hide-code && \
+	  $(PY) scripts/check_notebook.py $$tmp/detection.ipynb --min-svg DET_SVG --min-html DET_HTML --html $$tmp/detection.html && \
+	  $(PY) scripts/check_jupyterlab.py --root $$tmp notebook.ipynb regression.ipynb text.ipynb detection.ipynb && \
 	  LAB_PROFILE=smoke LAB_RUNS=$$tmp/saved_models $(PY) scripts/check_jupyterlab.py --root . --run $(TEXT):4 && \
 	  rm -rf $$tmp
 
@@ -60,6 +65,9 @@ report: setup
 	$(PY) scripts/run_notebook.py $(TEXT) $(TEXT) --timeout $(NOTEBOOK_TIMEOUT)
 	$(PY) scripts/build_report.py $(TEXT) notebooks/text.html $(REPORT_CODE)
 	$(PY) scripts/check_notebook.py $(TEXT) --min-svg 6 --min-html 16 --html notebooks/text.html
+	$(PY) scripts/run_notebook.py $(DETECTION) $(DETECTION) --timeout $(NOTEBOOK_TIMEOUT)
+	$(PY) scripts/build_report.py $(DETECTION) notebooks/detection.html $(REPORT_CODE)
+	$(PY) scripts/check_notebook.py $(DETECTION) --min-svg DET_SVG --min-html DET_HTML --html notebooks/detection.html
 
 # Retrains every run from scratch in a temp folder and compares every output with the
 # committed notebook (timings ignored): restart-and-run-all must reproduce the report.
@@ -70,12 +78,14 @@ check-repro: setup
 	  LAB_FRESH=1 LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py $(REGRESSION) $$tmp/regression.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
 	  $(PY) scripts/compare_notebooks.py $(REGRESSION) $$tmp/regression.ipynb && \
 	  LAB_FRESH=1 LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py $(TEXT) $$tmp/text.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
-	  $(PY) scripts/compare_notebooks.py $(TEXT) $$tmp/text.ipynb && rm -rf $$tmp
+	  $(PY) scripts/compare_notebooks.py $(TEXT) $$tmp/text.ipynb && \
+	  LAB_FRESH=1 LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py $(DETECTION) $$tmp/detection.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
+	  $(PY) scripts/compare_notebooks.py $(DETECTION) $$tmp/detection.ipynb && rm -rf $$tmp
 
 # The committed notebooks are signed on this machine first, so that JupyterLab shows their
 # outputs as trusted (figures also show untrusted, through their <img> fallback).
 lab: setup
-	$(VENV)/bin/jupyter trust notebook.ipynb $(REGRESSION) $(TEXT)
+	$(VENV)/bin/jupyter trust notebook.ipynb $(REGRESSION) $(TEXT) $(DETECTION)
 	$(VENV)/bin/jupyter lab notebook.ipynb
 
 bench: build

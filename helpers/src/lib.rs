@@ -70,6 +70,8 @@ pub mod prelude {
     // The text track (notebooks/text.ipynb).
     pub use crate::data::text::{grouped_split, rotten_tomatoes, tweets, TextSet};
     pub use crate::tasks::text::{self, TextConfig, TextData, TextNetKind};
+    // The detection track (notebooks/detection.ipynb).
+    pub use crate::tasks::detection::{self, BackboneKind, DetectionConfig, DetectionData};
     pub use crate::train::{self, History};
     pub use crate::{Error, Result};
     pub use tch::{self, Device, Kind, Tensor};

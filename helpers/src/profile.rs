@@ -59,6 +59,15 @@ impl Profile {
         cfg
     }
 
+    /// A detection config at this profile's scale (see [`Profile::scale_run`]).
+    pub fn apply_detection(
+        self,
+        mut cfg: crate::tasks::detection::DetectionConfig,
+    ) -> crate::tasks::detection::DetectionConfig {
+        self.scale_run(&mut cfg.name, &mut cfg.train.epochs);
+        cfg
+    }
+
     /// A track run at this profile's scale: smoke at most 2 epochs, full double; named
     /// with the profile's suffix like [`Profile::apply`], so scaled runs never collide
     /// with the default ones.

@@ -5,19 +5,27 @@
 mod common;
 
 use common::venv_python;
-use helpers::data::detection::{coco, masks, neon, voc, yolo, BoundingBox, DetectionSet, ReadOptions};
+use helpers::data::detection::Annotation;
+use helpers::data::detection::{
+    coco, masks, neon, voc, yolo, BoundingBox, DetectionSet, ReadOptions,
+};
 use helpers::rng::Rng;
 use helpers::tasks::detection::coco_eval::{coco_json, evaluate};
 use helpers::tasks::detection::decode::nms;
 use helpers::tasks::detection::{Detection, DetectionConfig, DetectionData, LoadedDetector};
-use helpers::data::detection::Annotation;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BOXES: [(&str, [f32; 4]); 3] = [("tree", [10.0, 12.0, 30.0, 40.0]), ("car", [40.0, 5.0, 60.0, 25.0]), ("tree", [0.0, 44.0, 16.0, 64.0])];
+const BOXES: [(&str, [f32; 4]); 3] = [
+    ("tree", [10.0, 12.0, 30.0, 40.0]),
+    ("car", [40.0, 5.0, 60.0, 25.0]),
+    ("tree", [0.0, 44.0, 16.0, 64.0]),
+];
 
 fn write_png(path: &Path, w: u32, h: u32) {
-    image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 3) as u8, (y * 3) as u8, 90])).save(path).unwrap();
+    image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 3) as u8, (y * 3) as u8, 90]))
+        .save(path)
+        .unwrap();
 }
 
 fn voc_xml(filename: &str, boxes: &[(&str, [f32; 4])]) -> String {
@@ -29,15 +37,25 @@ fn voc_xml(filename: &str, boxes: &[(&str, [f32; 4])]) -> String {
 }
 
 fn boxes_of(set: &DetectionSet) -> Vec<(String, BoundingBox)> {
-    set.images[0].boxes.iter().map(|a| (set.classes[a.class].clone(), a.bbox)).collect()
+    set.images[0]
+        .boxes
+        .iter()
+        .map(|a| (set.classes[a.class].clone(), a.bbox))
+        .collect()
 }
 
 fn expected() -> Vec<(String, BoundingBox)> {
-    BOXES.iter().map(|(n, b)| (n.to_string(), BoundingBox::new(b[0], b[1], b[2], b[3]))).collect()
+    BOXES
+        .iter()
+        .map(|(n, b)| (n.to_string(), BoundingBox::new(b[0], b[1], b[2], b[3])))
+        .collect()
 }
 
 fn names() -> ReadOptions {
-    ReadOptions { classes: vec!["car".into(), "tree".into()], ..Default::default() }
+    ReadOptions {
+        classes: vec!["car".into(), "tree".into()],
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -46,26 +64,53 @@ fn the_same_boxes_read_back_from_voc_coco_yolo_and_masks() {
     let d = dir.path();
     write_png(&d.join("a.png"), 64, 64);
     std::fs::write(d.join("a.xml"), voc_xml("a.png", &BOXES)).unwrap();
-    assert_eq!(boxes_of(&voc::read_dir(d, d, &names()).unwrap()), expected());
+    assert_eq!(
+        boxes_of(&voc::read_dir(d, d, &names()).unwrap()),
+        expected()
+    );
 
-    let anns: Vec<_> = BOXES.iter().enumerate().map(|(i, (n, b))| serde_json::json!({
+    let anns: Vec<_> = BOXES
+        .iter()
+        .enumerate()
+        .map(|(i, (n, b))| {
+            serde_json::json!({
         "id": i + 1, "image_id": 7, "category_id": if *n == "car" { 1 } else { 2 },
-        "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]})).collect();
+        "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]})
+        })
+        .collect();
     let coco_file = serde_json::json!({"images": [{"id": 7, "file_name": "a.png"}], "annotations": anns,
         "categories": [{"id": 1, "name": "car"}, {"id": 2, "name": "tree"}]});
     std::fs::write(d.join("coco.json"), coco_file.to_string()).unwrap();
-    assert_eq!(boxes_of(&coco::read(&d.join("coco.json"), d, &ReadOptions::default()).unwrap()), expected());
+    assert_eq!(
+        boxes_of(&coco::read(&d.join("coco.json"), d, &ReadOptions::default()).unwrap()),
+        expected()
+    );
 
     let (images, labels) = (d.join("images"), d.join("labels"));
     std::fs::create_dir_all(&images).unwrap();
     std::fs::create_dir_all(&labels).unwrap();
     write_png(&images.join("a.png"), 64, 64);
-    let lines: String = BOXES.iter().map(|(n, b)| {
-        let c = if *n == "car" { 0 } else { 1 };
-        format!("{c} {} {} {} {}\n", (b[0] + b[2]) / 128.0, (b[1] + b[3]) / 128.0, (b[2] - b[0]) / 64.0, (b[3] - b[1]) / 64.0)
-    }).collect();
+    let lines: String = BOXES
+        .iter()
+        .map(|(n, b)| {
+            let c = if *n == "car" { 0 } else { 1 };
+            format!(
+                "{c} {} {} {} {}\n",
+                (b[0] + b[2]) / 128.0,
+                (b[1] + b[3]) / 128.0,
+                (b[2] - b[0]) / 64.0,
+                (b[3] - b[1]) / 64.0
+            )
+        })
+        .collect();
     std::fs::write(labels.join("a.txt"), lines).unwrap();
-    let set = yolo::read(&images, &labels, &["car".into(), "tree".into()], &ReadOptions::default()).unwrap();
+    let set = yolo::read(
+        &images,
+        &labels,
+        &["car".into(), "tree".into()],
+        &ReadOptions::default(),
+    )
+    .unwrap();
     for ((n, b), (m, e)) in boxes_of(&set).iter().zip(expected()) {
         assert_eq!(*n, m);
         for (p, q) in [(b.x0, e.x0), (b.y0, e.y0), (b.x1, e.x1), (b.y1, e.y1)] {
@@ -79,12 +124,31 @@ fn the_same_boxes_read_back_from_voc_coco_yolo_and_masks() {
     std::fs::create_dir_all(&mask_dir).unwrap();
     write_png(&pics.join("p1.png"), 64, 64);
     let mask = image::GrayImage::from_fn(64, 64, |x, y| {
-        image::Luma([if (10..30).contains(&x) && (12..40).contains(&y) { 1 } else if (40..60).contains(&x) && (5..25).contains(&y) { 2 } else { 0 }])
+        image::Luma([if (10..30).contains(&x) && (12..40).contains(&y) {
+            1
+        } else if (40..60).contains(&x) && (5..25).contains(&y) {
+            2
+        } else {
+            0
+        }])
     });
     mask.save(mask_dir.join("p1_mask.png")).unwrap();
-    let set = masks::read(&pics, &mask_dir, "_mask", "pedestrian", &ReadOptions::default()).unwrap();
+    let set = masks::read(
+        &pics,
+        &mask_dir,
+        "_mask",
+        "pedestrian",
+        &ReadOptions::default(),
+    )
+    .unwrap();
     let got: Vec<BoundingBox> = set.images[0].boxes.iter().map(|a| a.bbox).collect();
-    assert_eq!(got, vec![BoundingBox::new(10.0, 12.0, 30.0, 40.0), BoundingBox::new(40.0, 5.0, 60.0, 25.0)]);
+    assert_eq!(
+        got,
+        vec![
+            BoundingBox::new(10.0, 12.0, 30.0, 40.0),
+            BoundingBox::new(40.0, 5.0, 60.0, 25.0)
+        ]
+    );
 }
 
 /// The error of reading `xml` (written as `a.xml` beside a 64×64 `a.png`), and the
@@ -93,43 +157,90 @@ fn voc_error(xml: &str) -> (String, usize) {
     let dir = tempfile::tempdir().unwrap();
     write_png(&dir.path().join("a.png"), 64, 64);
     std::fs::write(dir.path().join("a.xml"), xml).unwrap();
-    let err = voc::read_dir(dir.path(), dir.path(), &names()).unwrap_err().to_string();
-    let skipping = ReadOptions { skip_bad: true, ..names() };
-    let skipped = voc::read_dir(dir.path(), dir.path(), &skipping).map(|s| s.skipped.len()).unwrap_or(usize::MAX);
+    let err = voc::read_dir(dir.path(), dir.path(), &names())
+        .unwrap_err()
+        .to_string();
+    let skipping = ReadOptions {
+        skip_bad: true,
+        ..names()
+    };
+    let skipped = voc::read_dir(dir.path(), dir.path(), &skipping)
+        .map(|s| s.skipped.len())
+        .unwrap_or(usize::MAX);
     (err, skipped)
 }
 
 #[test]
 fn bad_annotations_are_named_by_file_and_element_or_skipped_and_counted() {
-    let (err, skipped) = voc_error(&voc_xml("a.png", &[("tree", [10.0, 10.0, 20.0, 20.0]), ("tree", [50.0, 10.0, 70.0, 20.0])]));
-    assert!(err.contains("a.xml") && err.contains("<object> #2") && err.contains("outside the 64×64 image"), "{err}");
+    let (err, skipped) = voc_error(&voc_xml(
+        "a.png",
+        &[
+            ("tree", [10.0, 10.0, 20.0, 20.0]),
+            ("tree", [50.0, 10.0, 70.0, 20.0]),
+        ],
+    ));
+    assert!(
+        err.contains("a.xml")
+            && err.contains("<object> #2")
+            && err.contains("outside the 64×64 image"),
+        "{err}"
+    );
     assert_eq!(skipped, 1);
     let (err, _) = voc_error(&voc_xml("a.png", &[("tree", [10.0, 10.0, 10.0, 20.0])]));
-    assert!(err.contains("<object> #1") && err.contains("zero area"), "{err}");
+    assert!(
+        err.contains("<object> #1") && err.contains("zero area"),
+        "{err}"
+    );
     let (err, skipped) = voc_error(&voc_xml("a.png", &[("bus", [1.0, 1.0, 9.0, 9.0])]));
-    assert!(err.contains("unknown class name `bus`") && err.contains("car, tree"), "{err}");
+    assert!(
+        err.contains("unknown class name `bus`") && err.contains("car, tree"),
+        "{err}"
+    );
     assert_eq!(skipped, 1);
     let (err, _) = voc_error("<annotation><object>");
-    assert!(err.contains("a.xml") && err.contains("not well-formed XML"), "{err}");
+    assert!(
+        err.contains("a.xml") && err.contains("not well-formed XML"),
+        "{err}"
+    );
     let (err, _) = voc_error("");
     assert!(err.contains("a.xml") && err.contains("is empty"), "{err}");
 
     // An image that is missing for its annotation (no a.png, no sibling).
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("b.xml"), voc_xml("b.png", &[])).unwrap();
-    let err = voc::read_dir(dir.path(), dir.path(), &names()).unwrap_err().to_string();
-    assert!(err.contains("b.xml") && err.contains("b.png") && err.contains("neither"), "{err}");
+    let err = voc::read_dir(dir.path(), dir.path(), &names())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("b.xml") && err.contains("b.png") && err.contains("neither"),
+        "{err}"
+    );
 
     // COCO: JSON that does not parse, and an annotation of an unknown image.
     std::fs::write(dir.path().join("bad.json"), "{\"images\": [").unwrap();
-    let err = coco::read(&dir.path().join("bad.json"), dir.path(), &ReadOptions::default()).unwrap_err().to_string();
+    let err = coco::read(
+        &dir.path().join("bad.json"),
+        dir.path(),
+        &ReadOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("bad.json") && err.contains("line 1"), "{err}");
     write_png(&dir.path().join("c.png"), 32, 32);
     let f = serde_json::json!({"images": [{"id": 1, "file_name": "c.png"}], "categories": [{"id": 1, "name": "tree"}],
         "annotations": [{"id": 5, "image_id": 2, "category_id": 1, "bbox": [1, 1, 4, 4]}]});
     std::fs::write(dir.path().join("c.json"), f.to_string()).unwrap();
-    let err = coco::read(&dir.path().join("c.json"), dir.path(), &ReadOptions::default()).unwrap_err().to_string();
-    assert!(err.contains("annotation id 5") && err.contains("image_id 2"), "{err}");
+    let err = coco::read(
+        &dir.path().join("c.json"),
+        dir.path(),
+        &ReadOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("annotation id 5") && err.contains("image_id 2"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -140,11 +251,20 @@ fn the_neon_set_splits_by_image_and_region() {
     assert_eq!(set.num_boxes(), 951);
     assert_eq!(set.classes, vec!["Tree".to_string()]);
     let split = neon::split(&set, (neon::TEST_IMAGE, neon::SPLIT_IMAGE), 0.25).unwrap();
-    let image = |regions: &[(usize, helpers::data::detection::tiles::Region)]| regions.iter().map(|r| r.0).collect::<Vec<_>>();
+    let image = |regions: &[(usize, helpers::data::detection::tiles::Region)]| {
+        regions.iter().map(|r| r.0).collect::<Vec<_>>()
+    };
     let test = image(&split.test);
-    assert!(image(&split.train).iter().all(|i| !test.contains(i)) && image(&split.val).iter().all(|i| !test.contains(i)));
+    assert!(
+        image(&split.train).iter().all(|i| !test.contains(i))
+            && image(&split.val).iter().all(|i| !test.contains(i))
+    );
     // The cut row crosses few crowns; every box centre lies in exactly one region.
-    assert!(split.crossing <= 8, "{} boxes cross the cut", split.crossing);
+    assert!(
+        split.crossing <= 8,
+        "{} boxes cross the cut",
+        split.crossing
+    );
     let s = &set.images[split.val[0].0];
     for a in &s.boxes {
         let (_, cy) = a.bbox.center();
@@ -155,22 +275,35 @@ fn the_neon_set_splits_by_image_and_region() {
 }
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn random_boxes(rng: &mut Rng, n: usize, span: f32) -> Vec<BoundingBox> {
     (0..n)
         .map(|_| {
             let (x, y) = (rng.uniform() as f32 * span, rng.uniform() as f32 * span);
-            let (w, h) = (4.0 + rng.uniform() as f32 * 60.0, 4.0 + rng.uniform() as f32 * 60.0);
+            let (w, h) = (
+                4.0 + rng.uniform() as f32 * 60.0,
+                4.0 + rng.uniform() as f32 * 60.0,
+            );
             BoundingBox::new(x, y, x + w, y + h)
         })
         .collect()
 }
 
 fn python(args: &[&str]) -> String {
-    let out = Command::new(venv_python()).args(args).output().expect("run scripts/setup (venv)");
-    assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(venv_python())
+        .args(args)
+        .output()
+        .expect("run scripts/setup (venv)");
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -182,7 +315,11 @@ fn nms_keeps_what_torchvision_keeps() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("boxes.json");
     let flat: Vec<[f32; 4]> = boxes.iter().map(|b| [b.x0, b.y0, b.x1, b.y1]).collect();
-    std::fs::write(&input, serde_json::json!({"boxes": flat, "scores": scores}).to_string()).unwrap();
+    std::fs::write(
+        &input,
+        serde_json::json!({"boxes": flat, "scores": scores}).to_string(),
+    )
+    .unwrap();
     let script = "import json, sys, torch, torchvision\nd = json.load(open(sys.argv[1]))\nfor t in (0.3, 0.5, 0.7):\n    print(json.dumps(torchvision.ops.nms(torch.tensor(d['boxes']), torch.tensor(d['scores']), t).tolist()))";
     let out = python(&["-c", script, input.to_str().unwrap()]);
     for (line, t) in out.lines().zip([0.3, 0.5, 0.7]) {
@@ -199,7 +336,13 @@ fn coco_metrics_equal_pycocotools() {
     for image in 0..12 {
         let n = 3 + rng.below(8);
         let gts = random_boxes(&mut rng, n, 150.0);
-        let gt: Vec<Annotation> = gts.iter().map(|&b| Annotation { class: rng.below(2), bbox: b }).collect();
+        let gt: Vec<Annotation> = gts
+            .iter()
+            .map(|&b| Annotation {
+                class: rng.below(2),
+                bbox: b,
+            })
+            .collect();
         // Jittered copies of most boxes, some misses, false alarms, and an image
         // with detections but no truth.
         let mut dets: Vec<Detection> = Vec::new();
@@ -209,11 +352,23 @@ fn coco_metrics_equal_pycocotools() {
             }
             let mut j = |v: f32| v + (rng.uniform() as f32 - 0.5) * 8.0;
             let b = BoundingBox::new(j(a.bbox.x0), j(a.bbox.y0), j(a.bbox.x1), j(a.bbox.y1));
-            let class = if rng.uniform() < 0.9 { a.class } else { 1 - a.class };
-            dets.push(Detection { class, score: rng.uniform() as f32, bbox: b });
+            let class = if rng.uniform() < 0.9 {
+                a.class
+            } else {
+                1 - a.class
+            };
+            dets.push(Detection {
+                class,
+                score: rng.uniform() as f32,
+                bbox: b,
+            });
         }
         for b in random_boxes(&mut rng, 4, 150.0) {
-            dets.push(Detection { class: rng.below(2), score: rng.uniform() as f32 * 0.6, bbox: b });
+            dets.push(Detection {
+                class: rng.below(2),
+                score: rng.uniform() as f32 * 0.6,
+                bbox: b,
+            });
         }
         truth.push(if image == 5 { Vec::new() } else { gt });
         found.push(dets);
@@ -225,23 +380,56 @@ fn coco_metrics_equal_pycocotools() {
     std::fs::write(&g, gt_json.to_string()).unwrap();
     std::fs::write(&d, dt_json.to_string()).unwrap();
     let script = repo().join("scripts/coco_reference.py");
-    let reference: serde_json::Value = serde_json::from_str(&python(&[script.to_str().unwrap(), g.to_str().unwrap(), d.to_str().unwrap()])).unwrap();
-    let stats: Vec<f64> = reference["stats"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let reference: serde_json::Value = serde_json::from_str(&python(&[
+        script.to_str().unwrap(),
+        g.to_str().unwrap(),
+        d.to_str().unwrap(),
+    ]))
+    .unwrap();
+    let stats: Vec<f64> = reference["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     let pairs = [
-        ("mAP", ours.map, stats[0]), ("mAP50", ours.map50, stats[1]), ("mAP75", ours.map75, stats[2]),
-        ("small", ours.map_small, stats[3]), ("medium", ours.map_medium, stats[4]), ("large", ours.map_large, stats[5]),
+        ("mAP", ours.map, stats[0]),
+        ("mAP50", ours.map50, stats[1]),
+        ("mAP75", ours.map75, stats[2]),
+        ("small", ours.map_small, stats[3]),
+        ("medium", ours.map_medium, stats[4]),
+        ("large", ours.map_large, stats[5]),
         ("AR100", ours.ar100, stats[8]),
     ];
     for (name, a, b) in pairs {
         assert!((a - b).abs() <= 1e-6, "{name}: ours {a} vs pycocotools {b}");
     }
-    assert!(ours.map50 > 0.3 && ours.map50 < 0.95, "a test that can tell: mAP50 {}", ours.map50);
+    assert!(
+        ours.map50 > 0.3 && ours.map50 < 0.95,
+        "a test that can tell: mAP50 {}",
+        ours.map50
+    );
     for (k, (_, ap, ap50)) in ours.per_class.iter().enumerate() {
         let r = &reference["per_class"][k];
-        assert!((ap - r[0].as_f64().unwrap()).abs() <= 1e-6 && (ap50 - r[1].as_f64().unwrap()).abs() <= 1e-6, "class {k}");
-        let curve: Vec<f64> = reference["pr_curve50"][k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert!(
+            (ap - r[0].as_f64().unwrap()).abs() <= 1e-6
+                && (ap50 - r[1].as_f64().unwrap()).abs() <= 1e-6,
+            "class {k}"
+        );
+        let curve: Vec<f64> = reference["pr_curve50"][k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
         assert_eq!(ours.pr_curve50[k].len(), curve.len());
-        assert!(ours.pr_curve50[k].iter().zip(&curve).all(|(a, b)| (a - b).abs() <= 1e-6), "PR curve of class {k}");
+        assert!(
+            ours.pr_curve50[k]
+                .iter()
+                .zip(&curve)
+                .all(|(a, b)| (a - b).abs() <= 1e-6),
+            "PR curve of class {k}"
+        );
     }
 }
 
@@ -255,13 +443,33 @@ fn a_short_run_trains_detects_and_reloads() {
     });
     cfg.tiles.overlap = 0;
     let data = DetectionData::prepare(&cfg).unwrap();
-    let opts = helpers::run::FitOptions { root: root.path().into(), existing: helpers::run::Existing::Refuse, stop_after_epochs: None };
-    let trained = helpers::tasks::detection::fit(&cfg, &data, &opts, &mut helpers::train::Silent).unwrap();
+    let opts = helpers::run::FitOptions {
+        root: root.path().into(),
+        existing: helpers::run::Existing::Refuse,
+        stop_after_epochs: None,
+    };
+    let trained =
+        helpers::tasks::detection::fit(&cfg, &data, &opts, &mut helpers::train::Silent).unwrap();
     assert_eq!(trained.history.epochs.len(), 1);
     assert!(trained.test.map50 >= 0.0 && trained.test.images == data.test.len());
-    for f in ["detection.toml", "classes.json", "split.json", "meta.json", "metrics.json", "history.csv", "model_checkpoint.safetensors"] {
+    for f in [
+        "detection.toml",
+        "classes.json",
+        "split.json",
+        "meta.json",
+        "metrics.json",
+        "history.csv",
+        "model_checkpoint.safetensors",
+    ] {
         assert!(trained.run.file(f).is_file(), "{f} missing");
     }
+    // Exported to ONNX, ONNX Runtime computes the same maps and hence the same boxes.
+    let check = helpers::tasks::detection::onnx::export_checked(&trained, &data).unwrap();
+    assert!(
+        check.heatmap_gap < 1e-3 && check.boxes_gap < 1e-3,
+        "{check:?}"
+    );
+    assert_eq!(check.identical_tiles, check.tiles, "{check:?}");
     // Reloaded, the run finds on a test tile exactly what it found in training's evaluation.
     let loaded = LoadedDetector::load(&trained.run.path).unwrap();
     let tile = &data.test.tiles[0];

@@ -92,6 +92,12 @@ impl History {
 
     /// Loss and accuracy (train vs val) and LR against epochs.
     pub fn curves(&self) -> Result<Figure> {
+        self.curves_scored("accuracy")
+    }
+
+    /// [`History::curves`] with the score panel titled `score` (a track whose score is
+    /// not an accuracy: detection's mAP).
+    pub fn curves_scored(&self, score: &str) -> Result<Figure> {
         let pts = |f: fn(&EpochRecord) -> f64| {
             self.epochs
                 .iter()
@@ -110,7 +116,7 @@ impl History {
                     ],
                 ),
                 (
-                    "accuracy",
+                    score,
                     "epoch",
                     vec![
                         Series::new("train", pts(|r| r.train_accuracy)),

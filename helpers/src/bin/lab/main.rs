@@ -83,8 +83,10 @@ enum Command {
         out: PathBuf,
     },
     /// Predict with a regression run (the rows of --csv, written to --out with a
-    /// predicted_<target> column) or a text run (each --text, printed with its class and
-    /// probability), from the run directory's saved preprocessing or vocabulary.
+    /// predicted_<target> column), a text run (each --text, printed with its class and
+    /// probability) or a detection run (each --image, of any size: the image with its
+    /// boxes and a JSON of detections written into --out, default `predictions`), from
+    /// the run directory's saved preprocessing, vocabulary or tiling.
     Predict {
         /// Run directory, e.g. saved_models/housing_mlp or saved_models/rt_bag.
         #[arg(long)]
@@ -98,6 +100,9 @@ enum Command {
         /// A text to classify (repeatable).
         #[arg(long)]
         text: Vec<String>,
+        /// An image to detect on (repeatable; a detection run).
+        #[arg(long, conflicts_with_all = ["csv", "text"])]
+        image: Vec<PathBuf>,
     },
     /// Drift tests (KS, MMD, χ²) of a simulated shift, or the whole detection experiment.
     Drift(monitor::DriftArgs),
@@ -184,10 +189,14 @@ fn main() -> Result<()> {
         Command::Explain(args) => explain::explain(args)?,
         Command::Export { run, out } => export_cmd(&run, &out)?,
         Command::BenchInfer(args) => infer::bench_infer(args)?,
-        Command::Predict { run, csv, out, text } => match (csv, out) {
+        Command::Predict { run, out, image, .. } if !image.is_empty() => {
+            let out = out.unwrap_or_else(|| "predictions".into());
+            detect::predict_images(&run, &image, &out, 0.3)?
+        }
+        Command::Predict { run, csv, out, text, .. } => match (csv, out) {
             (Some(csv), Some(out)) => predict_cmd(&run, &csv, &out)?,
             _ if !text.is_empty() => predict_text_cmd(&run, &text)?,
-            _ => anyhow::bail!("lab predict: give --csv ROWS --out FILE (a regression run) or --text \"…\" (a text run)"),
+            _ => anyhow::bail!("lab predict: give --csv ROWS --out FILE (a regression run), --text \"…\" (a text run) or --image FILE (a detection run)"),
         },
         Command::Drift(args) => monitor::drift_cmd(args)?,
         Command::Retrain(args) => monitor::retrain_cmd(args)?,

@@ -31,7 +31,15 @@ impl DetectionCard {
         let images: Vec<String> = set
             .images
             .iter()
-            .map(|i| format!("{} {}×{} ({} boxes)", i.stem(), i.width, i.height, i.boxes.len()))
+            .map(|i| {
+                format!(
+                    "{} {}×{} ({} boxes)",
+                    i.stem(),
+                    i.width,
+                    i.height,
+                    i.boxes.len()
+                )
+            })
             .collect();
         let mut facts = vec![
             ("source".to_string(), "NEON aerial RGB (10 cm/pixel) with hand-drawn tree-crown boxes, shipped in PyPI deepforest 2.1.0 (Weinstein et al.)".to_string()),
@@ -59,25 +67,40 @@ impl DetectionCard {
         let (f, v): (Vec<String>, Vec<String>) = self.facts.iter().cloned().unzip();
         Table::from_columns(
             "Data card: NEON tree crowns",
-            vec![Column::new("field".into(), f), Column::new("value".into(), v)],
+            vec![
+                Column::new("field".into(), f),
+                Column::new("value".into(), v),
+            ],
         )
     }
 
     /// Histogram of box sizes (√area, bins of 8 px) per split, as fractions of the split's boxes.
     pub fn size_figure(&self) -> Result<Figure> {
-        let max = self.sizes.iter().flat_map(|(_, s)| s.iter().copied()).fold(0.0, f64::max);
+        let max = self
+            .sizes
+            .iter()
+            .flat_map(|(_, s)| s.iter().copied())
+            .fold(0.0, f64::max);
         let bins = (max / SIZE_BIN) as usize + 1;
-        let labels: Vec<String> = (0..bins).map(|b| format!("{}", b * SIZE_BIN as usize)).collect();
+        let labels: Vec<String> = (0..bins)
+            .map(|b| format!("{}", b * SIZE_BIN as usize))
+            .collect();
         let series: Vec<(&str, Vec<f64>)> = self
             .sizes
             .iter()
             .map(|(name, s)| {
                 let mut counts = vec![0.0; bins];
-                s.iter().for_each(|&v| counts[(v / SIZE_BIN) as usize] += 1.0 / s.len().max(1) as f64);
+                s.iter()
+                    .for_each(|&v| counts[(v / SIZE_BIN) as usize] += 1.0 / s.len().max(1) as f64);
                 (name.as_str(), counts)
             })
             .collect();
-        plot::bars("Box size (√area, px) per split", &labels, &series, "fraction of boxes")
+        plot::bars(
+            "Box size (√area, px) per split",
+            &labels,
+            &series,
+            "fraction of boxes",
+        )
     }
 
     pub fn evcxr_display(&self) {
@@ -89,7 +112,11 @@ impl DetectionCard {
 }
 
 fn stem(set: &DetectionSet, regions: &[(usize, super::tiles::Region)]) -> String {
-    regions.iter().map(|(i, _)| set.images[*i].stem()).collect::<Vec<_>>().join(", ")
+    regions
+        .iter()
+        .map(|(i, _)| set.images[*i].stem())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Tiles, boxes, boxes per tile, sizes, class balance and tiling cuts of one split.
@@ -105,9 +132,19 @@ fn split_line(set: &DetectionSet, tiles: &[Tile]) -> String {
         .collect();
     sizes.sort_by(f64::total_cmp);
     let mut classes = vec![0usize; set.classes.len()];
-    tiles.iter().flat_map(|t| &t.boxes).for_each(|a| classes[a.class] += 1);
-    let balance: Vec<String> = set.classes.iter().zip(&classes).map(|(c, n)| format!("{c} {n}")).collect();
-    let (clipped, dropped): (usize, usize) = tiles.iter().fold((0, 0), |(c, d), t| (c + t.clipped, d + t.dropped));
+    tiles
+        .iter()
+        .flat_map(|t| &t.boxes)
+        .for_each(|a| classes[a.class] += 1);
+    let balance: Vec<String> = set
+        .classes
+        .iter()
+        .zip(&classes)
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    let (clipped, dropped): (usize, usize) = tiles
+        .iter()
+        .fold((0, 0), |(c, d), t| (c + t.clipped, d + t.dropped));
     if sizes.is_empty() {
         return format!("{} tiles, no boxes", tiles.len());
     }

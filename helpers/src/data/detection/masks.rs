@@ -9,7 +9,13 @@ use std::path::Path;
 
 /// Every image in `images`, its mask `masks/<stem><suffix>.png` (Penn-Fudan's suffix is
 /// `_mask`), each instance a box of class `class`.
-pub fn read(images: &Path, masks: &Path, suffix: &str, class: &str, opts: &ReadOptions) -> Result<DetectionSet> {
+pub fn read(
+    images: &Path,
+    masks: &Path,
+    suffix: &str,
+    class: &str,
+    opts: &ReadOptions,
+) -> Result<DetectionSet> {
     let files = files_with(images, &["png", "jpg", "jpeg"])?;
     if files.is_empty() {
         return Err(Error::data(images, "holds no image (png, jpg, jpeg)"));
@@ -17,7 +23,11 @@ pub fn read(images: &Path, masks: &Path, suffix: &str, class: &str, opts: &ReadO
     let mut raw = Vec::new();
     let mut skipped = Vec::new();
     for path in files {
-        let stem = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+        let stem = path
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let mask_path = masks.join(format!("{stem}{suffix}.png"));
         match boxes_of_mask(&mask_path, &path) {
             Ok((width, height, boxes)) => {
@@ -25,7 +35,13 @@ pub fn read(images: &Path, masks: &Path, suffix: &str, class: &str, opts: &ReadO
                     .into_iter()
                     .map(|(id, b)| (class.to_string(), b, format!("instance {id}")))
                     .collect();
-                raw.push(RawImage { path, width, height, boxes, source: mask_path });
+                raw.push(RawImage {
+                    path,
+                    width,
+                    height,
+                    boxes,
+                    source: mask_path,
+                });
             }
             Err(e) => skip_or_fail(e, opts, &mut skipped)?,
         }
@@ -36,7 +52,10 @@ pub fn read(images: &Path, masks: &Path, suffix: &str, class: &str, opts: &ReadO
 /// The image's size and each instance value's box (pixel `x` covers `x..x+1`).
 fn boxes_of_mask(mask_path: &Path, image: &Path) -> Result<(u32, u32, Vec<(u32, BoundingBox)>)> {
     if !mask_path.is_file() {
-        return Err(Error::data(image, format!("has no mask: {} does not exist", mask_path.display())));
+        return Err(Error::data(
+            image,
+            format!("has no mask: {} does not exist", mask_path.display()),
+        ));
     }
     let (mw, mh, ids) = instance_ids(mask_path)?;
     let (iw, ih) = image::image_dimensions(image)
@@ -58,7 +77,12 @@ fn boxes_of_mask(mask_path: &Path, image: &Path) -> Result<(u32, u32, Vec<(u32, 
     }
     let boxes = extent
         .into_iter()
-        .map(|(id, (x0, y0, x1, y1))| (id, BoundingBox::new(x0 as f32, y0 as f32, (x1 + 1) as f32, (y1 + 1) as f32)))
+        .map(|(id, (x0, y0, x1, y1))| {
+            (
+                id,
+                BoundingBox::new(x0 as f32, y0 as f32, (x1 + 1) as f32, (y1 + 1) as f32),
+            )
+        })
         .collect();
     Ok((iw, ih, boxes))
 }
@@ -72,16 +96,30 @@ fn instance_ids(path: &Path) -> Result<(u32, u32, Vec<u32>)> {
     let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
     decoder.set_transformations(png::Transformations::IDENTITY);
     let mut reader = decoder.read_info().map_err(|e| bad(e.to_string()))?;
-    let mut buf = vec![0; reader.output_buffer_size().ok_or_else(|| bad("too large".into()))?];
-    let info = reader.next_frame(&mut buf).map_err(|e| bad(e.to_string()))?;
+    let mut buf = vec![
+        0;
+        reader
+            .output_buffer_size()
+            .ok_or_else(|| bad("too large".into()))?
+    ];
+    let info = reader
+        .next_frame(&mut buf)
+        .map_err(|e| bad(e.to_string()))?;
     let bytes = &buf[..info.buffer_size()];
     use png::{BitDepth, ColorType};
     let ids = match (info.color_type, info.bit_depth) {
-        (ColorType::Grayscale | ColorType::Indexed, BitDepth::Eight) => bytes.iter().map(|&b| b as u32).collect(),
-        (ColorType::Grayscale, BitDepth::Sixteen) => {
-            bytes.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]]) as u32).collect()
+        (ColorType::Grayscale | ColorType::Indexed, BitDepth::Eight) => {
+            bytes.iter().map(|&b| b as u32).collect()
         }
-        (c, d) => return Err(bad(format!("{c:?} at {d:?} bits; instance masks are 8-bit indexed or 8/16-bit grey"))),
+        (ColorType::Grayscale, BitDepth::Sixteen) => bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+            .collect(),
+        (c, d) => {
+            return Err(bad(format!(
+                "{c:?} at {d:?} bits; instance masks are 8-bit indexed or 8/16-bit grey"
+            )))
+        }
     };
     Ok((info.width, info.height, ids))
 }

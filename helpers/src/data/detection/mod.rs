@@ -183,12 +183,18 @@ fn box_problem(b: &BoundingBox, width: u32, height: u32) -> Option<String> {
 }
 
 /// `err` returned, or recorded in `skipped` when the options allow skipping.
-pub(crate) fn skip_or_fail(err: Error, opts: &ReadOptions, skipped: &mut Vec<String>) -> Result<()> {
+pub(crate) fn skip_or_fail(
+    err: Error,
+    opts: &ReadOptions,
+    skipped: &mut Vec<String>,
+) -> Result<()> {
     if opts.skip_bad {
         skipped.push(err.to_string());
         Ok(())
     } else {
-        Err(err.with_hint("fix the annotation, or read with skip_bad to leave such boxes out and count them"))
+        Err(err.with_hint(
+            "fix the annotation, or read with skip_bad to leave such boxes out and count them",
+        ))
     }
 }
 

@@ -20,8 +20,11 @@ pub const SPLIT_IMAGE: &str = "2019_YELL_2_528000_4978000_image_crop2";
 /// `Tree` (they are crowns all the same; the 37 boxes are too few for classes of their own).
 pub fn load(dir: &Path, skip_bad: bool) -> Result<DetectionSet> {
     if !dir.join(format!("{TEST_IMAGE}.xml")).is_file() {
-        return Err(Error::data(dir, "does not hold the NEON tree-crown files")
-            .with_hint("run scripts/setup packaged-data (it takes them from the deepforest wheel)"));
+        return Err(
+            Error::data(dir, "does not hold the NEON tree-crown files").with_hint(
+                "run scripts/setup packaged-data (it takes them from the deepforest wheel)",
+            ),
+        );
     }
     let mut opts = ReadOptions::with_classes(&["Tree"], &[("Alive", "Tree"), ("Dead", "Tree")]);
     opts.skip_bad = skip_bad;
@@ -45,30 +48,58 @@ pub struct RegionSplit {
 /// moved, within 5 % of the height, to the row crossing the fewest boxes) for validation;
 /// the rest of it and every other image for training. Splitting by image and region
 /// rather than by tile keeps overlapping tiles, which share trees, in one split.
-pub fn split(set: &DetectionSet, (test_image, split_image): (&str, &str), val_fraction: f64) -> Result<RegionSplit> {
+pub fn split(
+    set: &DetectionSet,
+    (test_image, split_image): (&str, &str),
+    val_fraction: f64,
+) -> Result<RegionSplit> {
     let find = |stem: &str| {
-        set.images.iter().position(|i| i.stem() == stem).ok_or_else(|| {
-            Error::argument("image", format!("no image named `{stem}` in the set"))
-        })
+        set.images
+            .iter()
+            .position(|i| i.stem() == stem)
+            .ok_or_else(|| Error::argument("image", format!("no image named `{stem}` in the set")))
     };
     let (t, s) = (find(test_image)?, find(split_image)?);
     if t == s {
-        return Err(Error::argument("image", "the test image and the split image must differ"));
+        return Err(Error::argument(
+            "image",
+            "the test image and the split image must differ",
+        ));
     }
     let image = &set.images[s];
-    let crossings = |y: f32| image.boxes.iter().filter(|a| a.bbox.y0 < y && y < a.bbox.y1).count();
+    let crossings = |y: f32| {
+        image
+            .boxes
+            .iter()
+            .filter(|a| a.bbox.y0 < y && y < a.bbox.y1)
+            .count()
+    };
     let target = (image.height as f64 * (1.0 - val_fraction)) as i64;
     let window = (image.height as f64 * 0.05) as i64;
     let cut_y = (target - window..=target + window)
         .filter(|&y| y > 0 && y < image.height as i64)
         .min_by_key(|&y| (crossings(y as f32), (y - target).abs()))
-        .ok_or_else(|| Error::argument("val_fraction", format!("{val_fraction} leaves no row to cut at")))?
-        as u32;
+        .ok_or_else(|| {
+            Error::argument(
+                "val_fraction",
+                format!("{val_fraction} leaves no row to cut at"),
+            )
+        })? as u32;
     let whole = |i: usize| (i, Region::whole(&set.images[i]));
-    let top = Region { y1: cut_y, ..Region::whole(image) };
-    let bottom = Region { y0: cut_y, ..Region::whole(image) };
+    let top = Region {
+        y1: cut_y,
+        ..Region::whole(image)
+    };
+    let bottom = Region {
+        y0: cut_y,
+        ..Region::whole(image)
+    };
     let mut train = vec![(s, top)];
-    train.extend((0..set.images.len()).filter(|&i| i != t && i != s).map(whole));
+    train.extend(
+        (0..set.images.len())
+            .filter(|&i| i != t && i != s)
+            .map(whole),
+    );
     Ok(RegionSplit {
         train,
         val: vec![(s, bottom)],

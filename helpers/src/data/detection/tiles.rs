@@ -3,7 +3,7 @@
 //! is inside; a smaller sliver is dropped (a network cannot be asked to find a crown
 //! from its last few pixels). Tiles can be confined to a region of their image, so a
 //! split by region never lets a tile see the other split's pixels.
-use super::{Annotation, AnnotatedImage, BoundingBox, DetectionSet};
+use super::{AnnotatedImage, Annotation, BoundingBox, DetectionSet};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -34,7 +34,10 @@ impl TilingConfig {
         if self.size == 0 || self.size % 32 != 0 {
             return Err(Error::config(
                 "tiles.size",
-                format!("is {}; it must be a positive multiple of 32 (the detector's coarsest stride)", self.size),
+                format!(
+                    "is {}; it must be a positive multiple of 32 (the detector's coarsest stride)",
+                    self.size
+                ),
             ));
         }
         if self.overlap >= self.size {
@@ -64,7 +67,12 @@ pub struct Region {
 
 impl Region {
     pub fn whole(image: &AnnotatedImage) -> Region {
-        Region { x0: 0, y0: 0, x1: image.width, y1: image.height }
+        Region {
+            x0: 0,
+            y0: 0,
+            x1: image.width,
+            y1: image.height,
+        }
     }
 
     fn contains(&self, (x, y): (f32, f32)) -> bool {
@@ -103,16 +111,31 @@ fn positions(start: u32, end: u32, size: u32, stride: u32) -> Vec<u32> {
 }
 
 /// The tiles of `region` of image `index`, with the boxes whose centre is in the region.
-pub fn layout(set: &DetectionSet, index: usize, region: Region, cfg: &TilingConfig) -> Result<Vec<Tile>> {
+pub fn layout(
+    set: &DetectionSet,
+    index: usize,
+    region: Region,
+    cfg: &TilingConfig,
+) -> Result<Vec<Tile>> {
     let image = &set.images[index];
-    let (w, h) = (region.x1.saturating_sub(region.x0), region.y1.saturating_sub(region.y0));
+    let (w, h) = (
+        region.x1.saturating_sub(region.x0),
+        region.y1.saturating_sub(region.y0),
+    );
     if w < cfg.size || h < cfg.size {
         return Err(Error::data(
             &image.path,
-            format!("region {w}×{h} is smaller than a {0}×{0} tile; lower tiles.size", cfg.size),
+            format!(
+                "region {w}×{h} is smaller than a {0}×{0} tile; lower tiles.size",
+                cfg.size
+            ),
         ));
     }
-    let owned: Vec<&Annotation> = image.boxes.iter().filter(|a| region.contains(a.bbox.center())).collect();
+    let owned: Vec<&Annotation> = image
+        .boxes
+        .iter()
+        .filter(|a| region.contains(a.bbox.center()))
+        .collect();
     let stride = cfg.size - cfg.overlap;
     let mut tiles = Vec::new();
     for &y in &positions(region.y0, region.y1, cfg.size, stride) {
@@ -124,8 +147,21 @@ pub fn layout(set: &DetectionSet, index: usize, region: Region, cfg: &TilingConf
 }
 
 fn cut_boxes(image: usize, (x, y): (u32, u32), cfg: &TilingConfig, owned: &[&Annotation]) -> Tile {
-    let frame = BoundingBox::new(x as f32, y as f32, (x + cfg.size) as f32, (y + cfg.size) as f32);
-    let mut tile = Tile { image, x, y, size: cfg.size, boxes: Vec::new(), clipped: 0, dropped: 0 };
+    let frame = BoundingBox::new(
+        x as f32,
+        y as f32,
+        (x + cfg.size) as f32,
+        (y + cfg.size) as f32,
+    );
+    let mut tile = Tile {
+        image,
+        x,
+        y,
+        size: cfg.size,
+        boxes: Vec::new(),
+        clipped: 0,
+        dropped: 0,
+    };
     for a in owned {
         let inside = a.bbox.intersection(&frame);
         if inside.width() <= 0.0 || inside.height() <= 0.0 {
@@ -140,7 +176,10 @@ fn cut_boxes(image: usize, (x, y): (u32, u32), cfg: &TilingConfig, owned: &[&Ann
             tile.clipped += 1;
         }
         let bbox = inside.shifted(-(x as f32), -(y as f32));
-        tile.boxes.push(Annotation { class: a.class, bbox });
+        tile.boxes.push(Annotation {
+            class: a.class,
+            bbox,
+        });
     }
     tile
 }
@@ -172,7 +211,10 @@ impl TileSet {
 
     /// Cuts the pixels of `tiles` out of their images (`images[tile.image]`, RGB).
     pub fn cut(tiles: Vec<Tile>, images: &[&image::RgbImage]) -> TileSet {
-        let pixels: Vec<Tensor> = tiles.iter().map(|t| tile_pixels(images[t.image], t)).collect();
+        let pixels: Vec<Tensor> = tiles
+            .iter()
+            .map(|t| tile_pixels(images[t.image], t))
+            .collect();
         let pixels = if pixels.is_empty() {
             Tensor::zeros([0, 3, 1, 1], (Kind::Uint8, tch::Device::Cpu))
         } else {
@@ -204,7 +246,10 @@ mod tests {
                 height: h,
                 boxes: boxes
                     .iter()
-                    .map(|&(a, b, c, d)| Annotation { class: 0, bbox: BoundingBox::new(a, b, c, d) })
+                    .map(|&(a, b, c, d)| Annotation {
+                        class: 0,
+                        bbox: BoundingBox::new(a, b, c, d),
+                    })
                     .collect(),
             }],
             skipped: vec![],
@@ -222,32 +267,96 @@ mod tests {
     #[test]
     fn cut_boxes_are_clipped_kept_or_dropped_by_visible_fraction() {
         // Tiles of 256 at x = 0 and 144 (overlap 112); a box straddling x = 256.
-        let cfg = TilingConfig { size: 256, overlap: 112, min_visible: 0.5 };
-        let set = set_with(&[(236.0, 10.0, 276.0, 50.0), (10.0, 10.0, 30.0, 30.0)], 400, 256);
+        let cfg = TilingConfig {
+            size: 256,
+            overlap: 112,
+            min_visible: 0.5,
+        };
+        let set = set_with(
+            &[(236.0, 10.0, 276.0, 50.0), (10.0, 10.0, 30.0, 30.0)],
+            400,
+            256,
+        );
         let tiles = layout(&set, 0, Region::whole(&set.images[0]), &cfg).unwrap();
         assert_eq!(tiles.len(), 2);
         // First tile: the straddling box is half inside (kept, clipped) + the small one.
         assert_eq!(tiles[0].boxes.len(), 2);
         assert_eq!(tiles[0].clipped, 1);
-        assert_eq!(tiles[0].boxes[0].bbox, BoundingBox::new(236.0, 10.0, 256.0, 50.0));
+        assert_eq!(
+            tiles[0].boxes[0].bbox,
+            BoundingBox::new(236.0, 10.0, 256.0, 50.0)
+        );
         // Second tile (x 144..400): the straddling box whole, shifted; the small one absent.
-        assert_eq!(tiles[1].boxes, vec![Annotation { class: 0, bbox: BoundingBox::new(92.0, 10.0, 132.0, 50.0) }]);
-        let strict = TilingConfig { min_visible: 0.6, ..cfg };
+        assert_eq!(
+            tiles[1].boxes,
+            vec![Annotation {
+                class: 0,
+                bbox: BoundingBox::new(92.0, 10.0, 132.0, 50.0)
+            }]
+        );
+        let strict = TilingConfig {
+            min_visible: 0.6,
+            ..cfg
+        };
         let tiles = layout(&set, 0, Region::whole(&set.images[0]), &strict).unwrap();
         assert_eq!((tiles[0].boxes.len(), tiles[0].dropped), (1, 1));
     }
 
     #[test]
     fn a_region_keeps_only_boxes_centred_in_it() {
-        let cfg = TilingConfig { size: 64, overlap: 0, min_visible: 0.5 };
-        let set = set_with(&[(10.0, 50.0, 30.0, 70.0), (10.0, 100.0, 30.0, 120.0)], 64, 128);
-        let top = layout(&set, 0, Region { x0: 0, y0: 0, x1: 64, y1: 64 }, &cfg).unwrap();
-        let bottom = layout(&set, 0, Region { x0: 0, y0: 64, x1: 64, y1: 128 }, &cfg).unwrap();
+        let cfg = TilingConfig {
+            size: 64,
+            overlap: 0,
+            min_visible: 0.5,
+        };
+        let set = set_with(
+            &[(10.0, 50.0, 30.0, 70.0), (10.0, 100.0, 30.0, 120.0)],
+            64,
+            128,
+        );
+        let top = layout(
+            &set,
+            0,
+            Region {
+                x0: 0,
+                y0: 0,
+                x1: 64,
+                y1: 64,
+            },
+            &cfg,
+        )
+        .unwrap();
+        let bottom = layout(
+            &set,
+            0,
+            Region {
+                x0: 0,
+                y0: 64,
+                x1: 64,
+                y1: 128,
+            },
+            &cfg,
+        )
+        .unwrap();
         // The first box's centre (y 60) is in the top region: cut to y < 64 there, absent below.
         assert_eq!(top[0].boxes.len(), 1);
         assert_eq!(bottom[0].boxes.len(), 1);
         assert_eq!(bottom[0].boxes[0].bbox.y0, 36.0);
-        let err = layout(&set, 0, Region { x0: 0, y0: 0, x1: 64, y1: 32 }, &cfg).unwrap_err();
-        assert!(err.to_string().contains("smaller than a 64×64 tile"), "{err}");
+        let err = layout(
+            &set,
+            0,
+            Region {
+                x0: 0,
+                y0: 0,
+                x1: 64,
+                y1: 32,
+            },
+            &cfg,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("smaller than a 64×64 tile"),
+            "{err}"
+        );
     }
 }

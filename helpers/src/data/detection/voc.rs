@@ -32,23 +32,32 @@ pub fn read_files(files: &[PathBuf], images: &Path, opts: &ReadOptions) -> Resul
 fn read_one(file: &Path, images: &Path) -> Result<RawImage> {
     let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
     if text.trim().is_empty() {
-        return Err(Error::data(file, "is empty (a VOC annotation needs an <annotation> element)"));
+        return Err(Error::data(
+            file,
+            "is empty (a VOC annotation needs an <annotation> element)",
+        ));
     }
-    let doc = roxmltree::Document::parse(&text).map_err(|e| {
-        Error::data(file, format!("not well-formed XML: {e}"))
-    })?;
+    let doc = roxmltree::Document::parse(&text)
+        .map_err(|e| Error::data(file, format!("not well-formed XML: {e}")))?;
     let root = doc.root_element();
     if root.tag_name().name() != "annotation" {
         return Err(Error::data(
             file,
-            format!("root element is <{}>, not <annotation>", root.tag_name().name()),
+            format!(
+                "root element is <{}>, not <annotation>",
+                root.tag_name().name()
+            ),
         ));
     }
     let filename = child_text(root, "filename");
     let path = locate_image(file, images, filename.as_deref())?;
     let (width, height) = image_size(&path, file)?;
     let mut boxes = Vec::new();
-    for (i, obj) in root.children().filter(|n| n.has_tag_name("object")).enumerate() {
+    for (i, obj) in root
+        .children()
+        .filter(|n| n.has_tag_name("object"))
+        .enumerate()
+    {
         let element = format!("<object> #{}", i + 1);
         let name = child_text(obj, "name")
             .ok_or_else(|| Error::data(file, format!("{element}: has no <name>")))?;
@@ -59,11 +68,16 @@ fn read_one(file: &Path, images: &Path) -> Result<RawImage> {
         let coord = |k: &str| -> Result<f32> {
             let v = child_text(bndbox, k)
                 .ok_or_else(|| Error::data(file, format!("{element}: <bndbox> has no <{k}>")))?;
-            v.trim().parse::<f32>().map_err(|_| {
-                Error::data(file, format!("{element}: <{k}> is `{v}`, not a number"))
-            })
+            v.trim()
+                .parse::<f32>()
+                .map_err(|_| Error::data(file, format!("{element}: <{k}> is `{v}`, not a number")))
         };
-        let b = BoundingBox::new(coord("xmin")?, coord("ymin")?, coord("xmax")?, coord("ymax")?);
+        let b = BoundingBox::new(
+            coord("xmin")?,
+            coord("ymin")?,
+            coord("xmax")?,
+            coord("ymax")?,
+        );
         boxes.push((name.trim().to_string(), b, element));
     }
     Ok(RawImage {

@@ -40,39 +40,38 @@ pub fn to_onnx_bytes(model: &Model) -> Result<Vec<u8>> {
     tch::no_grad(|| {
         let mut graph = GraphBuilder::default();
         let [c, h, w] = model.input_shape;
-        let mut x = Value {
-            name: "input".into(),
-            channels: c,
-            size: Some([h, w]),
-        };
-        let mut layers = model.layers.iter().peekable();
-        while let Some((name, layer)) = layers.next() {
-            // A batch norm right after a convolution folds into it.
-            let bn = match (layer, layers.peek()) {
-                (Layer::Conv(_) | Layer::SameConv(_), Some((_, Layer::BatchNorm(bn)))) => {
-                    layers.next();
-                    Some(bn)
-                }
-                _ => None,
-            };
-            x = graph.layer(name, layer, bn, x)?;
-        }
+        let x = Value::image("input", c, [h, w]);
+        let x = graph.add_layers(&model.layers, x, |_, _| {})?;
         Ok(graph.finish(&x.name, model.input_shape, model.num_classes))
     })
 }
 
 /// A tensor flowing through the graph: its name and per-sample shape.
 #[derive(Debug, Clone)]
-struct Value {
-    name: String,
+pub(crate) struct Value {
+    pub(crate) name: String,
     channels: i64,
     /// `[H, W]` of a `[N, C, H, W]` tensor; `None` once flattened to `[N, C]`.
     size: Option<[i64; 2]>,
 }
 
 impl Value {
+    /// A graph input `[N, channels, h, w]`.
+    pub(crate) fn image(name: &str, channels: i64, size: [i64; 2]) -> Value {
+        Value {
+            name: name.into(),
+            channels,
+            size: Some(size),
+        }
+    }
+
+    /// `[H, W]` (`[1, 1]` once flat).
+    pub(crate) fn spatial_size(&self) -> [i64; 2] {
+        self.size.unwrap_or([1, 1])
+    }
+
     /// The same shape under another name (element-wise ops).
-    fn renamed(&self, name: String) -> Value {
+    pub(crate) fn renamed(&self, name: String) -> Value {
         Value {
             name,
             ..self.clone()
@@ -191,7 +190,7 @@ fn values_f64(t: &Tensor) -> Result<Vec<f64>> {
 }
 
 #[derive(Default)]
-struct GraphBuilder {
+pub(crate) struct GraphBuilder {
     nodes: Vec<Vec<u8>>,
     initializers: Vec<Vec<u8>>,
     /// Whether the shared `Clip` bounds (0 and 6) are initialisers yet.
@@ -199,6 +198,112 @@ struct GraphBuilder {
 }
 
 impl GraphBuilder {
+    /// Adds `layers` in order after `x`, a batch norm right after a convolution folded
+    /// into it; `tap(i, v)` sees the output `v` of layer `i` (of the batch norm, when
+    /// folded). Returns the last output.
+    pub(crate) fn add_layers(
+        &mut self,
+        layers: &[(String, Layer)],
+        mut x: Value,
+        mut tap: impl FnMut(usize, &Value),
+    ) -> Result<Value> {
+        let mut i = 0;
+        while i < layers.len() {
+            let (name, layer) = &layers[i];
+            let bn = match (layer, layers.get(i + 1)) {
+                (Layer::Conv(_) | Layer::SameConv(_), Some((_, Layer::BatchNorm(bn)))) => {
+                    i += 1;
+                    Some(bn)
+                }
+                _ => None,
+            };
+            x = self.layer(name, layer, bn, x)?;
+            tap(i, &x);
+            i += 1;
+        }
+        Ok(x)
+    }
+
+    /// A convolution of the crate's `Conv` type, without batch norm.
+    pub(crate) fn plain_conv(&mut self, name: &str, x: &Value, conv: &Conv) -> Result<Value> {
+        self.conv(name, x, &ConvParts::of_conv(name, conv)?, None)
+    }
+
+    /// Nearest-neighbour resize to `[h, w]`, as `upsample_nearest2d` (the source pixel
+    /// `floor(i · in / out)`: "asymmetric" coordinates, "floor" rounding).
+    pub(crate) fn resize_nearest(&mut self, name: &str, x: &str, [h, w]: [i64; 2]) -> String {
+        let shape_attrs = vec![int("start", 0), int("end", 2)];
+        let n_c = self.node("Shape", &format!("{name}.shape"), &[x], shape_attrs);
+        let hw = self.initializer_i64(&format!("{name}.hw"), &[h, w]);
+        let sizes = self.node(
+            "Concat",
+            &format!("{name}.sizes"),
+            &[&n_c, &hw],
+            vec![int("axis", 0)],
+        );
+        let attrs = vec![
+            string("mode", "nearest"),
+            string("coordinate_transformation_mode", "asymmetric"),
+            string("nearest_mode", "floor"),
+        ];
+        self.node(
+            "Resize",
+            &format!("{name}.resize"),
+            &[x, "", "", sizes.as_str()],
+            attrs,
+        )
+    }
+
+    /// Group norm over `groups` groups with `eps`, then its per-channel scale and shift:
+    /// `Reshape` to `[N, groups, -1]`, `InstanceNormalization` (each group normalised
+    /// over its channels and pixels), `Reshape` back, `Mul`, `Add`.
+    pub(crate) fn group_norm(
+        &mut self,
+        name: &str,
+        x: &Value,
+        groups: i64,
+        eps: f32,
+        scale: &Tensor,
+        shift: &Tensor,
+    ) -> Result<Value> {
+        let [h, w] = x.spatial(name)?;
+        let grouped = self.initializer_i64(&format!("{name}.grouped"), &[0, groups, -1]);
+        let back = self.initializer_i64(&format!("{name}.back"), &[0, x.channels, h, w]);
+        let r = self.node(
+            "Reshape",
+            &format!("{name}.reshape"),
+            &[&x.name, &grouped],
+            vec![],
+        );
+        let ones = self.initializer(
+            &format!("{name}.ones"),
+            &Tensor::ones([groups], (Kind::Float, Device::Cpu)),
+        )?;
+        let zeros = self.initializer(
+            &format!("{name}.zeros"),
+            &Tensor::zeros([groups], (Kind::Float, Device::Cpu)),
+        )?;
+        let normed = self.node(
+            "InstanceNormalization",
+            &format!("{name}.norm"),
+            &[&r, &ones, &zeros],
+            vec![proto::float_attr("epsilon", eps)],
+        );
+        let restored = self.node(
+            "Reshape",
+            &format!("{name}.restore"),
+            &[&normed, &back],
+            vec![],
+        );
+        let out = self.affine(
+            name,
+            &restored,
+            &scale.view([1, -1, 1, 1]),
+            &shift.view([1, -1, 1, 1]),
+        )?;
+        Ok(x.renamed(out))
+    }
+
     /// Adds `layer` after `x` (with `bn` folded into it when given); returns its output.
     fn layer(
         &mut self,
@@ -253,7 +358,13 @@ impl GraphBuilder {
     }
 
     /// Adds a node; returns the name of its output.
-    fn node(&mut self, op: &str, name: &str, inputs: &[&str], attributes: Vec<Vec<u8>>) -> String {
+    pub(crate) fn node(
+        &mut self,
+        op: &str,
+        name: &str,
+        inputs: &[&str],
+        attributes: Vec<Vec<u8>>,
+    ) -> String {
         let output = format!("{name}.out");
         let mut node = Vec::new();
         inputs.iter().for_each(|i| put_str(&mut node, 1, i)); // input
@@ -522,16 +633,8 @@ impl GraphBuilder {
 
     /// Wraps nodes, initializers, input and output into a ModelProto.
     fn finish(self, output: &str, [c, h, w]: [i64; 3], classes: i64) -> Vec<u8> {
-        let mut graph = Vec::new();
-        self.nodes.iter().for_each(|n| put_bytes(&mut graph, 1, n)); // node
-        put_str(&mut graph, 2, "helpers_model"); // name
-        self.initializers
-            .iter()
-            .for_each(|t| put_bytes(&mut graph, 5, t)); // initializer
-        put_bytes(
-            &mut graph,
-            11,
-            &value_info(
+        self.finish_graph(
+            (
                 "input",
                 &[
                     Dim::Param("batch"),
@@ -540,19 +643,60 @@ impl GraphBuilder {
                     Dim::Value(w),
                 ],
             ),
-        );
-        // The last node's output is renamed by an Identity so the graph output is `logits`.
-        let mut identity = Vec::new();
-        put_str(&mut identity, 1, output);
-        put_str(&mut identity, 2, "logits");
-        put_str(&mut identity, 3, "logits");
-        put_str(&mut identity, 4, "Identity");
-        put_bytes(&mut graph, 1, &identity);
-        put_bytes(
-            &mut graph,
-            12,
-            &value_info("logits", &[Dim::Param("batch"), Dim::Value(classes)]),
-        );
+            &[(
+                output,
+                "logits",
+                &[Dim::Param("batch"), Dim::Value(classes)],
+            )],
+        )
+    }
+
+    /// Wraps nodes and initializers with one `[batch, C, H, W]` input and named
+    /// `[batch, C, H, W]` outputs (each `(node output, graph output name, [C, H, W])`).
+    pub(crate) fn finish_with(
+        self,
+        (input, [c, h, w]): (&str, [i64; 3]),
+        outputs: &[(&str, &str, [i64; 3])],
+    ) -> Vec<u8> {
+        let dims = |[c, h, w]: [i64; 3]| {
+            vec![
+                Dim::Param("batch"),
+                Dim::Value(c),
+                Dim::Value(h),
+                Dim::Value(w),
+            ]
+        };
+        let out_dims: Vec<Vec<Dim>> = outputs.iter().map(|o| dims(o.2)).collect();
+        let named: Vec<(&str, &str, &[Dim])> = outputs
+            .iter()
+            .zip(&out_dims)
+            .map(|(o, d)| (o.0, o.1, &d[..]))
+            .collect();
+        self.finish_graph((input, &dims([c, h, w])), &named)
+    }
+
+    fn finish_graph(
+        self,
+        (input, input_dims): (&str, &[Dim]),
+        outputs: &[(&str, &str, &[Dim])],
+    ) -> Vec<u8> {
+        let mut graph = Vec::new();
+        self.nodes.iter().for_each(|n| put_bytes(&mut graph, 1, n)); // node
+        put_str(&mut graph, 2, "helpers_model"); // name
+        self.initializers
+            .iter()
+            .for_each(|t| put_bytes(&mut graph, 5, t)); // initializer
+        put_bytes(&mut graph, 11, &value_info(input, input_dims));
+        // Each output is the Identity of a node's output, so the graph names it.
+        for (node_output, name, dims) in outputs {
+            let mut identity = Vec::new();
+            put_str(&mut identity, 1, node_output);
+            put_str(&mut identity, 2, name);
+            put_str(&mut identity, 3, name);
+            put_str(&mut identity, 4, "Identity");
+            put_bytes(&mut graph, 1, &identity);
+            put_bytes(&mut graph, 12, &value_info(name, dims));
+        }
         let mut model = Vec::new();
         put_varint_field(&mut model, 1, IR_VERSION); // ir_version
         put_str(&mut model, 2, "helpers"); // producer_name

@@ -47,7 +47,12 @@ impl DetectionAugment {
     }
 
     /// A randomly changed copy of `image` (`[3, T, T]` float) and its boxes.
-    pub fn apply(&self, image: &Tensor, boxes: &[Annotation], rng: &mut Rng) -> (Tensor, Vec<Annotation>) {
+    pub fn apply(
+        &self,
+        image: &Tensor,
+        boxes: &[Annotation],
+        rng: &mut Rng,
+    ) -> (Tensor, Vec<Annotation>) {
         let t = image.size()[2] as f32;
         let mut img = image.shallow_clone();
         let mut out = boxes.to_vec();
@@ -91,14 +96,23 @@ fn rot90(b: &BoundingBox, t: f32) -> BoundingBox {
 /// Resized by `s`, then cropped (s > 1) or bordered with black (s < 1) back to the tile
 /// size at a random offset; boxes follow and are clipped (kept when `min_visible` of
 /// them stays in).
-fn rescale(img: &Tensor, boxes: &[Annotation], s: f32, min_visible: f32, rng: &mut Rng) -> (Tensor, Vec<Annotation>) {
+fn rescale(
+    img: &Tensor,
+    boxes: &[Annotation],
+    s: f32,
+    min_visible: f32,
+    rng: &mut Rng,
+) -> (Tensor, Vec<Annotation>) {
     let t = img.size()[2];
     let n = ((t as f32 * s).round() as i64).max(8);
     if n == t {
         return (img.shallow_clone(), boxes.to_vec());
     }
     let s = n as f32 / t as f32;
-    let resized = img.unsqueeze(0).upsample_bilinear2d([n, n], false, None, None).squeeze_dim(0);
+    let resized = img
+        .unsqueeze(0)
+        .upsample_bilinear2d([n, n], false, None, None)
+        .squeeze_dim(0);
     let span = (n - t).unsigned_abs() as usize;
     let (ox, oy) = (rng.below(span + 1) as i64, rng.below(span + 1) as i64);
     let (out, dx, dy) = if n > t {
@@ -114,8 +128,13 @@ fn rescale(img: &Tensor, boxes: &[Annotation], s: f32, min_visible: f32, rng: &m
         .filter_map(|a| {
             let b = a.bbox.scaled(s).shifted(dx as f32, dy as f32);
             let inside = b.intersection(&frame);
-            let keep = inside.width() > 0.0 && inside.height() > 0.0 && inside.area() / b.area() >= min_visible;
-            keep.then_some(Annotation { class: a.class, bbox: inside })
+            let keep = inside.width() > 0.0
+                && inside.height() > 0.0
+                && inside.area() / b.area() >= min_visible;
+            keep.then_some(Annotation {
+                class: a.class,
+                bbox: inside,
+            })
         })
         .collect();
     (out, moved)
@@ -152,8 +171,14 @@ mod tests {
     fn every_augmented_box_still_covers_its_pixels() {
         let img = Tensor::zeros([3, 64, 64], (Kind::Float, tch::Device::Cpu));
         let _ = img.narrow(1, 10, 12).narrow(2, 30, 16).fill_(1.0);
-        let boxes = [Annotation { class: 0, bbox: BoundingBox::new(30.0, 10.0, 46.0, 22.0) }];
-        let aug = DetectionAugment { scale_jitter: 0.3, ..Default::default() };
+        let boxes = [Annotation {
+            class: 0,
+            bbox: BoundingBox::new(30.0, 10.0, 46.0, 22.0),
+        }];
+        let aug = DetectionAugment {
+            scale_jitter: 0.3,
+            ..Default::default()
+        };
         let mut rng = Rng::new(1, 2);
         for _ in 0..40 {
             let (out, moved) = aug.apply(&img, &boxes, &mut rng);
@@ -161,7 +186,12 @@ mod tests {
             let Some(a) = moved.first() else { continue };
             let lit = lit_box(&out);
             // Bilinear resizing blurs edges by at most a pixel.
-            for (p, q) in [(a.bbox.x0, lit.x0), (a.bbox.y0, lit.y0), (a.bbox.x1, lit.x1), (a.bbox.y1, lit.y1)] {
+            for (p, q) in [
+                (a.bbox.x0, lit.x0),
+                (a.bbox.y0, lit.y0),
+                (a.bbox.x1, lit.x1),
+                (a.bbox.y1, lit.y1),
+            ] {
                 assert!((p - q).abs() <= 1.5, "box {:?} vs pixels {lit:?}", a.bbox);
             }
         }

@@ -61,7 +61,11 @@ struct ImageEval {
     gt_not_ignored: usize,
 }
 
-fn evaluate_image(gts: &[[f64; 4]], dts: &[([f64; 4], f64)], range: (f64, f64)) -> Option<ImageEval> {
+fn evaluate_image(
+    gts: &[[f64; 4]],
+    dts: &[([f64; 4], f64)],
+    range: (f64, f64),
+) -> Option<ImageEval> {
     if gts.is_empty() && dts.is_empty() {
         return None;
     }
@@ -190,7 +194,11 @@ pub struct CocoMetrics {
 }
 
 /// COCO's box metrics of `detections` against `truth` (one entry per image, same order).
-pub fn evaluate(truth: &[Vec<Annotation>], detections: &[Vec<Detection>], classes: &[String]) -> CocoMetrics {
+pub fn evaluate(
+    truth: &[Vec<Annotation>],
+    detections: &[Vec<Detection>],
+    classes: &[String],
+) -> CocoMetrics {
     let mut precision = vec![vec![None; AREA_RANGES.len()]; classes.len()];
     let mut recall = vec![None; classes.len()];
     for (c, slot) in precision.iter_mut().enumerate() {
@@ -199,9 +207,16 @@ pub fn evaluate(truth: &[Vec<Annotation>], detections: &[Vec<Detection>], classe
                 .iter()
                 .zip(detections)
                 .filter_map(|(gt, dt)| {
-                    let g: Vec<[f64; 4]> = gt.iter().filter(|x| x.class == c).map(|x| xywh(&x.bbox)).collect();
-                    let d: Vec<([f64; 4], f64)> =
-                        dt.iter().filter(|x| x.class == c).map(|x| (xywh(&x.bbox), x.score as f64)).collect();
+                    let g: Vec<[f64; 4]> = gt
+                        .iter()
+                        .filter(|x| x.class == c)
+                        .map(|x| xywh(&x.bbox))
+                        .collect();
+                    let d: Vec<([f64; 4], f64)> = dt
+                        .iter()
+                        .filter(|x| x.class == c)
+                        .map(|x| (xywh(&x.bbox), x.score as f64))
+                        .collect();
                     evaluate_image(&g, &d, (lo, hi))
                 })
                 .collect();
@@ -246,9 +261,16 @@ pub fn evaluate(truth: &[Vec<Annotation>], detections: &[Vec<Detection>], classe
         map_small: mean(1, &all),
         map_medium: mean(2, &all),
         map_large: mean(3, &all),
-        ar100: if recalls.is_empty() { -1.0 } else { recalls.iter().sum::<f64>() / recalls.len() as f64 },
+        ar100: if recalls.is_empty() {
+            -1.0
+        } else {
+            recalls.iter().sum::<f64>() / recalls.len() as f64
+        },
         per_class,
-        pr_curve50: precision.iter().map(|p| p[0].as_ref().map(|p| p[0].clone()).unwrap_or_default()).collect(),
+        pr_curve50: precision
+            .iter()
+            .map(|p| p[0].as_ref().map(|p| p[0].clone()).unwrap_or_default())
+            .collect(),
         images: truth.len(),
         ground_truth: truth.iter().map(Vec::len).sum(),
         detections: detections.iter().map(|d| d.len().min(MAX_DETS)).sum(),
@@ -258,7 +280,12 @@ pub fn evaluate(truth: &[Vec<Annotation>], detections: &[Vec<Detection>], classe
 /// The ground truth as a COCO annotation file and the detections as a COCO results list
 /// (image ids 1…n, category ids 1…C), coordinates as f64 of the f32 values, so a tool
 /// reading them sees exactly the boxes evaluated here.
-pub fn coco_json(truth: &[Vec<Annotation>], detections: &[Vec<Detection>], classes: &[String], size: u32) -> (serde_json::Value, serde_json::Value) {
+pub fn coco_json(
+    truth: &[Vec<Annotation>],
+    detections: &[Vec<Detection>],
+    classes: &[String],
+    size: u32,
+) -> (serde_json::Value, serde_json::Value) {
     let images: Vec<_> = (0..truth.len())
         .map(|i| serde_json::json!({"id": i + 1, "file_name": format!("tile_{i}.png"), "width": size, "height": size}))
         .collect();
@@ -272,7 +299,11 @@ pub fn coco_json(truth: &[Vec<Annotation>], detections: &[Vec<Detection>], class
             }));
         }
     }
-    let categories: Vec<_> = classes.iter().enumerate().map(|(i, c)| serde_json::json!({"id": i + 1, "name": c})).collect();
+    let categories: Vec<_> = classes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| serde_json::json!({"id": i + 1, "name": c}))
+        .collect();
     let results: Vec<_> = detections
         .iter()
         .enumerate()

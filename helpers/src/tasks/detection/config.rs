@@ -95,7 +95,10 @@ impl DetectionConfig {
             ));
         }
         if self.box_loss_weight < 0.0 || !self.box_loss_weight.is_finite() {
-            return Err(Error::config("box_loss_weight", format!("must be ≥ 0, found {}", self.box_loss_weight)));
+            return Err(Error::config(
+                "box_loss_weight",
+                format!("must be ≥ 0, found {}", self.box_loss_weight),
+            ));
         }
         self.train.validate()?;
         for (key, v) in [

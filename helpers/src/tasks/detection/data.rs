@@ -23,7 +23,11 @@ impl DetectionData {
     pub fn prepare(cfg: &DetectionConfig) -> Result<DetectionData> {
         cfg.tiles.validate()?;
         let set = neon::load(&cfg.data.dir, cfg.data.skip_bad)?;
-        let split = neon::split(&set, (neon::TEST_IMAGE, neon::SPLIT_IMAGE), cfg.data.val_fraction)?;
+        let split = neon::split(
+            &set,
+            (neon::TEST_IMAGE, neon::SPLIT_IMAGE),
+            cfg.data.val_fraction,
+        )?;
         let images: Vec<image::RgbImage> = set
             .images
             .iter()
@@ -63,7 +67,11 @@ impl DetectionData {
         DetectionCard::of(
             &self.set,
             &self.split,
-            &[("train", &self.train.tiles), ("validation", &self.val.tiles), ("test", &self.test.tiles)],
+            &[
+                ("train", &self.train.tiles),
+                ("validation", &self.val.tiles),
+                ("test", &self.test.tiles),
+            ],
             &self.tiling,
         )
     }

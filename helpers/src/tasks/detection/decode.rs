@@ -22,7 +22,7 @@ pub struct DecodeConfig {
 impl Default for DecodeConfig {
     fn default() -> Self {
         DecodeConfig {
-            score_threshold: 0.05,
+            score_threshold: 0.01,
             nms_iou: 0.5,
             max_detections: 100,
         }
@@ -66,14 +66,18 @@ pub fn decode(out: &DetectorOutput, size: i64, cfg: &DecodeConfig) -> Vec<Vec<De
     let (scores, index) = heat.view([n, -1]).topk(k, 1, true, true);
     let scores = Vec::<f32>::try_from(scores.flatten(0, -1)).expect("scores");
     let index = Vec::<i64>::try_from(index.flatten(0, -1)).expect("indices");
-    let boxes = Vec::<f32>::try_from(out.boxes.to_kind(Kind::Float).contiguous().flatten(0, -1)).expect("boxes");
+    let boxes = Vec::<f32>::try_from(out.boxes.to_kind(Kind::Float).contiguous().flatten(0, -1))
+        .expect("boxes");
     let cells = (s[2] * g) as usize;
     let stride = STRIDE as f32;
     (0..n as usize)
         .map(|i| {
             let mut found = Vec::new();
             for j in 0..k as usize {
-                let (score, idx) = (scores[i * k as usize + j], index[i * k as usize + j] as usize);
+                let (score, idx) = (
+                    scores[i * k as usize + j],
+                    index[i * k as usize + j] as usize,
+                );
                 if (score as f64) < cfg.score_threshold {
                     break;
                 }
@@ -83,7 +87,8 @@ pub fn decode(out: &DetectorOutput, size: i64, cfg: &DecodeConfig) -> Vec<Vec<De
                 let (cx, cy) = ((col as f32 + at(0)) * stride, (row as f32 + at(1)) * stride);
                 let (w, h) = (at(2).exp() * stride, at(3).exp() * stride);
                 let frame = BoundingBox::new(0.0, 0.0, size as f32, size as f32);
-                let bbox = BoundingBox::new(cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0).intersection(&frame);
+                let bbox = BoundingBox::new(cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0)
+                    .intersection(&frame);
                 if bbox.width() > 0.0 && bbox.height() > 0.0 {
                     found.push(Detection { class, score, bbox });
                 }
@@ -143,13 +148,22 @@ mod tests {
         let mut heat = Tensor::full([1, 1, 8, 8], -10.0, (Kind::Float, tch::Device::Cpu));
         let _ = heat.get(0).get(0).get(5).get(4).fill_(3.0);
         let boxes = Tensor::zeros([1, 4, 8, 8], (Kind::Float, tch::Device::Cpu));
-        let cell = |k: i64, v: f64| { let _ = boxes.get(0).get(k).get(5).get(4).fill_(v); };
+        let cell = |k: i64, v: f64| {
+            let _ = boxes.get(0).get(k).get(5).get(4).fill_(v);
+        };
         cell(0, 0.5);
         cell(1, 0.5);
         cell(2, 4f64.ln());
         cell(3, 2f64.ln());
         heat = heat.shallow_clone();
-        let dets = decode(&DetectorOutput { heatmap: heat, boxes }, 64, &DecodeConfig::default());
+        let dets = decode(
+            &DetectorOutput {
+                heatmap: heat,
+                boxes,
+            },
+            64,
+            &DecodeConfig::default(),
+        );
         assert_eq!(dets[0].len(), 1);
         let b = dets[0][0].bbox;
         for (p, q) in [(b.x0, 20.0), (b.y0, 36.0), (b.x1, 52.0), (b.y1, 52.0)] {

@@ -60,13 +60,21 @@ pub struct TrainedDetector {
 
 /// Trains `cfg` on `data` under `opts.root` (reusing a finished run of the same config
 /// and data, resuming an unfinished one).
-pub fn fit(cfg: &DetectionConfig, data: &DetectionData, opts: &FitOptions, progress: &mut dyn Progress) -> Result<TrainedDetector> {
+pub fn fit(
+    cfg: &DetectionConfig,
+    data: &DetectionData,
+    opts: &FitOptions,
+    progress: &mut dyn Progress,
+) -> Result<TrainedDetector> {
     cfg.validate()?;
     let differing = |path: &std::path::Path| Ok(DetectionConfig::from_toml_file(path)?.diff(cfg));
     let identity = (cfg.name.as_str(), cfg.threads, cfg.seed);
     let (run, start) = common::open_run(identity, CONFIG_FILE, opts, differing, &data.fingerprint)?;
     let classes = data.classes();
-    let net = Detector::new(&cfg.net, classes.len() as i64, tch::Device::Cpu)?;
+    let net = match start {
+        Start::Fresh => Detector::new(&cfg.net, classes.len() as i64, tch::Device::Cpu)?,
+        _ => Detector::for_checkpoint(&cfg.net, classes.len() as i64, tch::Device::Cpu)?,
+    };
     if start == Start::Reuse {
         crate::io::tensors::load_named(&net.weights(), &run.best_checkpoint())?;
         let history = common::replay(&run, cfg.train.epochs, progress)?;
@@ -80,8 +88,19 @@ pub fn fit(cfg: &DetectionConfig, data: &DetectionData, opts: &FitOptions, progr
     let mut opt = Optimizer::new(&cfg.train, net.weights());
     use crate::train::Task;
     let steps = task.steps_per_epoch();
-    let mut state = common::initial_state(&run, start, &cfg.train, steps, (&net.weights(), &mut opt), progress)?;
-    let about = MetaSource { cfg, data, net: &net };
+    let mut state = common::initial_state(
+        &run,
+        start,
+        &cfg.train,
+        steps,
+        (&net.weights(), &mut opt),
+        progress,
+    )?;
+    let about = MetaSource {
+        cfg,
+        data,
+        net: &net,
+    };
     let track = TrackRun {
         run: &run,
         train: &cfg.train,
@@ -89,7 +108,14 @@ pub fn fit(cfg: &DetectionConfig, data: &DetectionData, opts: &FitOptions, progr
         hparams: common::hparams(cfg.flat_values()),
         score_name: "mAP50",
     };
-    common::train(&track, &task, &about, opts, (&mut opt, &mut state), progress)?;
+    common::train(
+        &track,
+        &task,
+        &about,
+        opts,
+        (&mut opt, &mut state),
+        progress,
+    )?;
     let meta = about.meta(&state, Status::Finished, None);
     let trained = finish(run, cfg, net, state.history, meta, data, false);
     write_json(&trained.run.file("metrics.json"), &trained.test)?;
@@ -105,9 +131,21 @@ fn write_run_files(run: &RunDir, cfg: &DetectionConfig, data: &DetectionData) ->
 }
 
 /// The best weights on the test tiles: detections, COCO metrics and inference speed.
-fn finish(run: RunDir, cfg: &DetectionConfig, net: Detector, history: History, mut meta: DetectionMeta, data: &DetectionData, reused: bool) -> TrainedDetector {
+fn finish(
+    run: RunDir,
+    cfg: &DetectionConfig,
+    net: Detector,
+    history: History,
+    mut meta: DetectionMeta,
+    data: &DetectionData,
+    reused: bool,
+) -> TrainedDetector {
     let started = std::time::Instant::now();
-    let sizes = (cfg.train.eval_batch_size, data.classes().len(), cfg.box_loss_weight);
+    let sizes = (
+        cfg.train.eval_batch_size,
+        data.classes().len(),
+        cfg.box_loss_weight,
+    );
     let (test_detections, _) = predict_tiles(&net, &data.test, &cfg.decode, sizes);
     let seconds = started.elapsed().as_secs_f64();
     let truth: Vec<Vec<Annotation>> = data.test.tiles.iter().map(|t| t.boxes.clone()).collect();
@@ -117,7 +155,16 @@ fn finish(run: RunDir, cfg: &DetectionConfig, net: Detector, history: History, m
         meta.test_map = Some(test.map);
         meta.test_tiles_per_second = Some(data.test.len() as f64 / seconds.max(1e-9));
     }
-    TrainedDetector { run, config: cfg.clone(), net, history, meta, test, test_detections, reused }
+    TrainedDetector {
+        run,
+        config: cfg.clone(),
+        net,
+        history,
+        meta,
+        test,
+        test_detections,
+        reused,
+    }
 }
 
 struct MetaSource<'a> {

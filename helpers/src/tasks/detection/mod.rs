@@ -2,13 +2,16 @@
 //! ([`crate::data::detection`]), a CenterNet-style [`Detector`] on EfficientNet-Lite0 or
 //! a scratch CNN, box-preserving augmentation, the [`DetectionTask`], decoding with NMS,
 //! COCO-style evaluation identical to pycocotools, and [`fit`] into a run directory.
+pub mod analysis;
 pub mod augment;
 pub mod coco_eval;
 pub mod config;
 pub mod data;
 pub mod decode;
+pub mod experiments;
 pub mod fit;
 pub mod model;
+pub mod onnx;
 pub mod predict;
 pub mod targets;
 pub mod task;
@@ -20,5 +23,5 @@ pub use data::DetectionData;
 pub use decode::{DecodeConfig, Detection};
 pub use fit::{fit, DetectionMeta, TrainedDetector};
 pub use model::{BackboneKind, Detector, DetectorConfig};
-pub use task::DetectionTask;
 pub use predict::{predict_file, LoadedDetector};
+pub use task::DetectionTask;

@@ -8,12 +8,12 @@
 //! PyTorch port's, so the state_dict loads by name) or a small ResNet-style CNN from
 //! scratch for the comparison.
 use crate::models::blocks::{batch_norm, conv, BasicBlock, InputAdapter};
-use crate::models::layers::{BatchNorm, Conv};
+use crate::models::layers::Conv;
 use crate::models::{efficientnet, Layer};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use tch::{nn, nn::ModuleT, Device, Tensor};
+use tch::{nn, Device, Tensor};
 
 /// The output map's stride in input pixels.
 pub const STRIDE: i64 = 8;
@@ -35,6 +35,10 @@ pub struct DetectorConfig {
     pub pretrained: bool,
     /// Channels of the merged feature map and of both heads.
     pub channels: i64,
+    /// Keep the backbone's batch-norm statistics (ImageNet's) instead of updating them
+    /// from batches of 8 tiles: what torchvision's detectors do (`FrozenBatchNorm2d`).
+    /// Its weights, batch-norm scales and shifts included, still train.
+    pub freeze_bn: bool,
 }
 
 impl Default for DetectorConfig {
@@ -43,6 +47,7 @@ impl Default for DetectorConfig {
             backbone: BackboneKind::EfficientnetLite0,
             pretrained: true,
             channels: 64,
+            freeze_bn: true,
         }
     }
 }
@@ -50,7 +55,16 @@ impl Default for DetectorConfig {
 impl DetectorConfig {
     pub fn validate(&self) -> Result<()> {
         if self.channels <= 0 {
-            return Err(Error::config("net.channels", format!("must be > 0, found {}", self.channels)));
+            return Err(Error::config(
+                "net.channels",
+                format!("must be > 0, found {}", self.channels),
+            ));
+        }
+        if self.freeze_bn && !self.pretrained {
+            return Err(Error::config(
+                "net.freeze_bn",
+                "is true without pretrained weights: a random backbone's statistics must be learned; set it to false",
+            ));
         }
         if self.pretrained && self.backbone == BackboneKind::Scratch {
             return Err(Error::config(
@@ -62,48 +76,65 @@ impl DetectorConfig {
     }
 }
 
-/// A conv → batch norm → ReLU unit of the neck and heads.
+/// Groups of the neck's and heads' group norms (FCOS's choice: batch statistics of 8
+/// tiles are too noisy, and group norm has none, so training and evaluation agree).
+pub(crate) const NORM_GROUPS: i64 = 8;
+/// The group norms' epsilon (tch's default).
+pub(crate) const NORM_EPS: f64 = 1e-5;
+
+/// A conv → group norm → ReLU unit of the neck and heads.
 #[derive(Debug)]
-struct ConvBn {
+struct ConvGn {
     conv: Conv,
-    bn: BatchNorm,
+    norm: nn::GroupNorm,
 }
 
-impl ConvBn {
-    fn new(p: nn::Path, c_in: i64, c_out: i64, kernel: i64) -> ConvBn {
-        ConvBn {
+impl ConvGn {
+    fn new(p: nn::Path, c_in: i64, c_out: i64, kernel: i64) -> ConvGn {
+        ConvGn {
             conv: conv(&p / "conv", c_in, c_out, kernel, 1, kernel / 2),
-            bn: batch_norm(&p / "bn", c_out, 1e-5, 0.1),
+            norm: nn::group_norm(
+                &p / "gn",
+                NORM_GROUPS,
+                c_out,
+                nn::GroupNormConfig {
+                    eps: NORM_EPS,
+                    ..Default::default()
+                },
+            ),
         }
     }
 
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        self.bn.forward_t(&x.apply(&self.conv), train).relu()
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.apply(&self.conv).apply(&self.norm).relu()
     }
 }
 
 /// A head: 3×3 conv-bn-ReLU then a 1×1 conv to `out` channels.
 #[derive(Debug)]
 struct Head {
-    hidden: ConvBn,
-    out: nn::Conv2D,
+    hidden: ConvGn,
+    out: Conv,
 }
 
 impl Head {
     fn new(p: nn::Path, channels: i64, out: i64, bias: f64) -> Head {
         let cfg = nn::ConvConfig {
             bs_init: nn::Init::Const(bias),
-            ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.01 },
+            ws_init: nn::Init::Randn {
+                mean: 0.0,
+                stdev: 0.01,
+            },
             ..Default::default()
         };
         Head {
-            hidden: ConvBn::new(&p / "hidden", channels, channels, 3),
-            out: nn::conv2d(&p / "out", channels, out, 1, cfg),
+            hidden: ConvGn::new(&p / "hidden", channels, channels, 3),
+            out: Conv::new(&p / "out", channels, out, 1, cfg),
         }
     }
 
-    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        self.hidden.forward_t(x, train).apply(&self.out)
+    fn forward(&self, x: &Tensor) -> Tensor {
+        self.hidden.forward(x).apply(&self.out)
     }
 }
 
@@ -116,7 +147,7 @@ pub struct Detector {
     /// Indices of the layers whose outputs are the stride-8, -16 and -32 features.
     taps: [usize; 3],
     laterals: Vec<Conv>,
-    merge: ConvBn,
+    merge: ConvGn,
     heatmap: Head,
     boxes: Head,
 }
@@ -134,6 +165,20 @@ impl Detector {
     /// A detector of `cfg` for `num_classes`; EfficientNet-Lite0 starts from its ImageNet
     /// weights when `cfg.pretrained`.
     pub fn new(cfg: &DetectorConfig, num_classes: i64, device: Device) -> Result<Detector> {
+        let det = Detector::for_checkpoint(cfg, num_classes, device)?;
+        if cfg.pretrained {
+            det.load_backbone("efficientnet-lite0")?;
+        }
+        Ok(det)
+    }
+
+    /// The detector of `cfg` with fresh weights, to load a run's checkpoint into (the
+    /// ImageNet file is not read: the checkpoint holds every weight).
+    pub fn for_checkpoint(
+        cfg: &DetectorConfig,
+        num_classes: i64,
+        device: Device,
+    ) -> Result<Detector> {
         cfg.validate()?;
         let vs = nn::VarStore::new(device);
         let root = vs.root();
@@ -150,7 +195,7 @@ impl Detector {
             .collect();
         let bias = -((1.0 - PRIOR) / PRIOR).ln();
         let det = Detector {
-            merge: ConvBn::new(&neck / "merge", c, c, 3),
+            merge: ConvGn::new(&neck / "merge", c, c, 3),
             heatmap: Head::new(&root / "head" / "heatmap", c, num_classes, bias),
             boxes: Head::new(&root / "head" / "boxes", c, 4, 0.0),
             vs,
@@ -160,9 +205,6 @@ impl Detector {
             taps,
             laterals,
         };
-        if cfg.pretrained {
-            det.load_backbone("efficientnet-lite0")?;
-        }
         Ok(det)
     }
 
@@ -184,7 +226,9 @@ impl Detector {
             .vs
             .variables()
             .into_iter()
-            .filter(|(n, _)| !n.starts_with("neck.") && !n.starts_with("head.") && !n.starts_with("adapt."))
+            .filter(|(n, _)| {
+                !n.starts_with("neck.") && !n.starts_with("head.") && !n.starts_with("adapt.")
+            })
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
@@ -195,8 +239,9 @@ impl Detector {
     pub fn forward_t(&self, x: &Tensor, train: bool) -> DetectorOutput {
         let mut feats = Vec::with_capacity(3);
         let mut h = x.shallow_clone();
+        let backbone_train = train && !self.config.freeze_bn;
         for (i, (_, layer)) in self.backbone.iter().enumerate() {
-            h = layer.forward_t(&h, train);
+            h = layer.forward_t(&h, backbone_train);
             if self.taps.contains(&i) {
                 feats.push(h.shallow_clone());
             }
@@ -208,10 +253,10 @@ impl Detector {
             let s = lateral.size();
             merged = lateral + merged.upsample_nearest2d([s[2], s[3]], None, None);
         }
-        let merged = self.merge.forward_t(&merged, train);
+        let merged = self.merge.forward(&merged);
         DetectorOutput {
-            heatmap: self.heatmap.forward_t(&merged, train),
-            boxes: self.boxes.forward_t(&merged, train),
+            heatmap: self.heatmap.forward(&merged),
+            boxes: self.boxes.forward(&merged),
         }
     }
 
@@ -220,8 +265,31 @@ impl Detector {
         crate::models::sorted_variables(&self.vs, false)
     }
 
+    /// The backbone's layers and the indices of the three tapped ones (ONNX export).
+    pub(crate) fn backbone_layers(&self) -> (&[(String, Layer)], [usize; 3]) {
+        (&self.backbone, self.taps)
+    }
+
+    pub(crate) fn lateral(&self, level: usize) -> &Conv {
+        &self.laterals[level]
+    }
+
+    /// The neck's merge (conv, group norm) and a head's (conv, group norm, output conv).
+    pub(crate) fn merge_parts(&self) -> (&Conv, &nn::GroupNorm) {
+        (&self.merge.conv, &self.merge.norm)
+    }
+
+    pub(crate) fn head_parts(&self, heatmap: bool) -> (&Conv, &nn::GroupNorm, &Conv) {
+        let h = if heatmap { &self.heatmap } else { &self.boxes };
+        (&h.hidden.conv, &h.hidden.norm, &h.out)
+    }
+
     pub fn num_parameters(&self) -> i64 {
-        self.vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+        self.vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum()
     }
 
     pub fn device(&self) -> Device {
@@ -242,9 +310,18 @@ fn efficientnet_backbone(root: &nn::Path) -> (Vec<(String, Layer)>, [usize; 3], 
 /// resolution (stride 4, 8, 16, 32).
 fn scratch_backbone(root: &nn::Path) -> (Vec<(String, Layer)>, [usize; 3], [i64; 3]) {
     let mut layers = vec![
-        ("adapt".to_string(), Layer::Adapt(InputAdapter::new(root / "adapt", 3, 0))),
-        ("stem".into(), Layer::Conv(conv(root / "stem", 3, 32, 3, 2, 1))),
-        ("stem_bn".into(), Layer::BatchNorm(batch_norm(root / "stem_bn", 32, 1e-5, 0.1))),
+        (
+            "adapt".to_string(),
+            Layer::Adapt(InputAdapter::new(root / "adapt", 3, 0)),
+        ),
+        (
+            "stem".into(),
+            Layer::Conv(conv(root / "stem", 3, 32, 3, 2, 1)),
+        ),
+        (
+            "stem_bn".into(),
+            Layer::BatchNorm(batch_norm(root / "stem_bn", 32, 1e-5, 0.1)),
+        ),
         ("stem_relu".into(), Layer::Relu),
     ];
     let widths = [(32, 48), (48, 64), (64, 128), (128, 256)];

@@ -25,15 +25,17 @@ impl LoadedDetector {
     /// The best weights of the detection run at `run_dir`.
     pub fn load(run_dir: &Path) -> Result<LoadedDetector> {
         let run = RunDir::at(run_dir);
-        let config = DetectionConfig::from_toml_file(&run.file(CONFIG_FILE))
-            .map_err(|e| e.with_hint("not a detection run directory (train one with `lab detect train`)"))?;
+        let config = DetectionConfig::from_toml_file(&run.file(CONFIG_FILE)).map_err(|e| {
+            e.with_hint("not a detection run directory (train one with `lab detect train`)")
+        })?;
         let classes: Vec<String> = read_json(&run.file("classes.json"))?;
-        let mut net_cfg = config.net.clone();
-        // The checkpoint holds every weight: no need to read ImageNet's first.
-        net_cfg.pretrained = false;
-        let net = Detector::new(&net_cfg, classes.len() as i64, tch::Device::Cpu)?;
+        let net = Detector::for_checkpoint(&config.net, classes.len() as i64, tch::Device::Cpu)?;
         crate::io::tensors::load_named(&net.weights(), &run.best_checkpoint())?;
-        Ok(LoadedDetector { config, classes, net })
+        Ok(LoadedDetector {
+            config,
+            classes,
+            net,
+        })
     }
 
     /// The detections on `image` (any size ≥ one tile; smaller images are padded with
@@ -51,19 +53,32 @@ impl LoadedDetector {
         };
         let set = DetectionSet {
             classes: self.classes.clone(),
-            images: vec![AnnotatedImage { path: "input".into(), width: image.width(), height: image.height(), boxes: vec![] }],
+            images: vec![AnnotatedImage {
+                path: "input".into(),
+                width: image.width(),
+                height: image.height(),
+                boxes: vec![],
+            }],
             skipped: vec![],
         };
         let layout = tiles::layout(&set, 0, Region::whole(&set.images[0]), &self.config.tiles)?;
         let tile_set = TileSet::cut(layout, &[image]);
-        let sizes = (self.config.train.eval_batch_size, self.classes.len(), self.config.box_loss_weight);
-        let (per_tile, _) = super::task::predict_tiles(&self.net, &tile_set, &self.config.decode, sizes);
+        let sizes = (
+            self.config.train.eval_batch_size,
+            self.classes.len(),
+            self.config.box_loss_weight,
+        );
+        let (per_tile, _) =
+            super::task::predict_tiles(&self.net, &tile_set, &self.config.decode, sizes);
         let all: Vec<Detection> = tile_set
             .tiles
             .iter()
             .zip(per_tile)
             .flat_map(|(tile, dets)| {
-                dets.into_iter().map(move |d| Detection { bbox: d.bbox.shifted(tile.x as f32, tile.y as f32), ..d })
+                dets.into_iter().map(move |d| Detection {
+                    bbox: d.bbox.shifted(tile.x as f32, tile.y as f32),
+                    ..d
+                })
             })
             .collect();
         Ok(nms_per_class(all, self.config.decode.nms_iou as f32))
@@ -89,19 +104,35 @@ pub struct NamedDetection {
 
 /// Detects on the image at `path` with the run at `run_dir`, keeping boxes scored at
 /// least `min_score`; writes `<out>/<stem>_boxes.png` and `<out>/<stem>.json`.
-pub fn predict_file(run_dir: &Path, path: &Path, out: &Path, min_score: f32) -> Result<ImagePrediction> {
+pub fn predict_file(
+    run_dir: &Path,
+    path: &Path,
+    out: &Path,
+    min_score: f32,
+) -> Result<ImagePrediction> {
     let det = LoadedDetector::load(run_dir)?;
     let image = image::open(path)
         .map_err(|e| Error::data(path, format!("not a readable image: {e}")))?
         .into_rgb8();
-    let found: Vec<Detection> = det.detect(&image)?.into_iter().filter(|d| d.score >= min_score).collect();
+    let found: Vec<Detection> = det
+        .detect(&image)?
+        .into_iter()
+        .filter(|d| d.score >= min_score)
+        .collect();
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let stem = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+    let stem = path
+        .file_stem()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
     let drawn = draw_boxes(&image, &found, [255, 64, 32]);
     let png = out.join(format!("{stem}_boxes.png"));
     let mut bytes = Vec::new();
     drawn
-        .write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
         .map_err(|e| Error::data(&png, format!("cannot encode PNG: {e}")))?;
     crate::io::write_atomic(&png, &bytes)?;
     let prediction = ImagePrediction {
@@ -131,7 +162,12 @@ pub fn draw_boxes(image: &image::RgbImage, dets: &[Detection], color: [u8; 3]) -
         }
     };
     for d in dets {
-        let (x0, y0, x1, y1) = (d.bbox.x0 as i64, d.bbox.y0 as i64, d.bbox.x1 as i64 - 1, d.bbox.y1 as i64 - 1);
+        let (x0, y0, x1, y1) = (
+            d.bbox.x0 as i64,
+            d.bbox.y0 as i64,
+            d.bbox.x1 as i64 - 1,
+            d.bbox.y1 as i64 - 1,
+        );
         for k in 0..2 {
             for x in x0..=x1 {
                 put(x, y0 + k);

@@ -38,7 +38,12 @@ pub fn encode(tiles: &[Vec<Annotation>], classes: usize, size: i64) -> Targets {
             let plane = &mut heat[(i * classes + a.class) * g * g..][..g * g];
             draw_gaussian(plane, g, (col, row), radius);
             let cell = row * g + col;
-            let values = [cx - col as f32, cy - row as f32, w.max(1e-3).ln(), h.max(1e-3).ln()];
+            let values = [
+                cx - col as f32,
+                cy - row as f32,
+                w.max(1e-3).ln(),
+                h.max(1e-3).ln(),
+            ];
             for (k, v) in values.into_iter().enumerate() {
                 boxes[(i * 4 + k) * g * g + cell] = v;
             }
@@ -59,9 +64,17 @@ pub fn encode(tiles: &[Vec<Annotation>], classes: usize, size: i64) -> Targets {
 /// with the box (the smallest root of its three corner cases).
 pub fn gaussian_radius(h: f32, w: f32, min_overlap: f32) -> f32 {
     let root = |a: f32, b: f32, c: f32| (b + (b * b - 4.0 * a * c).max(0.0).sqrt()) / 2.0;
-    let r1 = root(1.0, h + w, w * h * (1.0 - min_overlap) / (1.0 + min_overlap));
+    let r1 = root(
+        1.0,
+        h + w,
+        w * h * (1.0 - min_overlap) / (1.0 + min_overlap),
+    );
     let r2 = root(4.0, 2.0 * (h + w), (1.0 - min_overlap) * w * h);
-    let r3 = root(4.0 * min_overlap, -2.0 * min_overlap * (h + w), (min_overlap - 1.0) * w * h);
+    let r3 = root(
+        4.0 * min_overlap,
+        -2.0 * min_overlap * (h + w),
+        (min_overlap - 1.0) * w * h,
+    );
     r1.min(r2).min(r3)
 }
 
@@ -87,7 +100,8 @@ pub fn losses(out: &DetectorOutput, t: &Targets) -> (Tensor, Tensor) {
     let pos = t.heatmap.eq(1.0).to_kind(Kind::Float);
     let p = x.sigmoid();
     let pos_loss = x.log_sigmoid() * p.neg().g_add_scalar(1.0).pow_tensor_scalar(2) * &pos;
-    let neg_weight = t.heatmap.neg().g_add_scalar(1.0).pow_tensor_scalar(4) * pos.neg().g_add_scalar(1.0);
+    let neg_weight =
+        t.heatmap.neg().g_add_scalar(1.0).pow_tensor_scalar(4) * pos.neg().g_add_scalar(1.0);
     let neg_loss = (-&x).log_sigmoid() * p.pow_tensor_scalar(2) * neg_weight;
     let norm = (t.num_boxes.max(1)) as f64;
     let focal = -(pos_loss.sum(Kind::Float) + neg_loss.sum(Kind::Float)) / norm;
@@ -108,12 +122,18 @@ mod tests {
 
     #[test]
     fn a_box_peaks_at_its_centre_cell_with_its_offset_and_log_size() {
-        let b = Annotation { class: 1, bbox: BoundingBox::new(20.0, 36.0, 52.0, 52.0) };
+        let b = Annotation {
+            class: 1,
+            bbox: BoundingBox::new(20.0, 36.0, 52.0, 52.0),
+        };
         let t = encode(&[vec![b]], 2, 64);
         assert_eq!(t.heatmap.size(), vec![1, 2, 8, 8]);
         // Centre (36, 44) px = (4.5, 5.5) cells → cell (4, 5), offset ½, size 4 × 2 cells.
         assert_eq!(t.heatmap.double_value(&[0, 1, 5, 4]), 1.0);
-        assert_eq!(t.heatmap.get(0).get(0).sum(Kind::Float).double_value(&[]), 0.0);
+        assert_eq!(
+            t.heatmap.get(0).get(0).sum(Kind::Float).double_value(&[]),
+            0.0
+        );
         assert_eq!(t.mask.sum(Kind::Float).double_value(&[]), 1.0);
         let at = |k: i64| t.boxes.double_value(&[0, k, 5, 4]);
         assert!((at(0) - 0.5).abs() < 1e-6 && (at(1) - 0.5).abs() < 1e-6);
@@ -122,14 +142,26 @@ mod tests {
 
     #[test]
     fn the_loss_is_lower_for_the_right_heatmap() {
-        let b = Annotation { class: 0, bbox: BoundingBox::new(8.0, 8.0, 40.0, 40.0) };
+        let b = Annotation {
+            class: 0,
+            bbox: BoundingBox::new(8.0, 8.0, 40.0, 40.0),
+        };
         let t = encode(&[vec![b]], 1, 64);
         let logit = |h: &Tensor| h.clamp(1e-4, 1.0 - 1e-4).logit(None);
-        let good = DetectorOutput { heatmap: logit(&t.heatmap), boxes: t.boxes.shallow_clone() };
-        let flat = DetectorOutput { heatmap: Tensor::full([1, 1, 8, 8], -2.0, (Kind::Float, tch::Device::Cpu)), boxes: t.boxes.zeros_like() };
+        let good = DetectorOutput {
+            heatmap: logit(&t.heatmap),
+            boxes: t.boxes.shallow_clone(),
+        };
+        let flat = DetectorOutput {
+            heatmap: Tensor::full([1, 1, 8, 8], -2.0, (Kind::Float, tch::Device::Cpu)),
+            boxes: t.boxes.zeros_like(),
+        };
         let (fg, lg) = losses(&good, &t);
         let (ff, lf) = losses(&flat, &t);
-        assert!(fg.double_value(&[]) < 0.1 * ff.double_value(&[]), "{fg} vs {ff}");
+        assert!(
+            fg.double_value(&[]) < 0.1 * ff.double_value(&[]),
+            "{fg} vs {ff}"
+        );
         assert_eq!(lg.double_value(&[]), 0.0);
         assert!(lf.double_value(&[]) > 0.0);
     }

@@ -29,7 +29,13 @@ pub struct DetectionTask<'a> {
 }
 
 impl<'a> DetectionTask<'a> {
-    pub fn of_config(cfg: &DetectionConfig, net: &'a Detector, train: &'a TileSet, val: Option<&'a TileSet>, classes: &'a [String]) -> DetectionTask<'a> {
+    pub fn of_config(
+        cfg: &DetectionConfig,
+        net: &'a Detector,
+        train: &'a TileSet,
+        val: Option<&'a TileSet>,
+        classes: &'a [String],
+    ) -> DetectionTask<'a> {
         DetectionTask {
             net,
             train,
@@ -51,16 +57,26 @@ impl<'a> DetectionTask<'a> {
 }
 
 /// The detections of every tile of `tiles` (evaluation mode) and the mean loss over them.
-pub fn predict_tiles(net: &Detector, tiles: &TileSet, cfg: &DecodeConfig, (batch, classes, box_weight): (usize, usize, f64)) -> (Vec<Vec<Detection>>, f64) {
+pub fn predict_tiles(
+    net: &Detector,
+    tiles: &TileSet,
+    cfg: &DecodeConfig,
+    (batch, classes, box_weight): (usize, usize, f64),
+) -> (Vec<Vec<Detection>>, f64) {
     let size = tiles.tiles.first().map(|t| t.size as i64).unwrap_or(0);
     let mut found = Vec::with_capacity(tiles.len());
     let mut loss_sum = 0.0;
     tch::no_grad(|| {
         for start in (0..tiles.len()).step_by(batch.max(1)) {
             let idx: Vec<i64> = (start as i64..(start + batch).min(tiles.len()) as i64).collect();
-            let x = tiles.images(&Tensor::from_slice(&idx)).to_device(net.device());
+            let x = tiles
+                .images(&Tensor::from_slice(&idx))
+                .to_device(net.device());
             let out = net.forward_t(&x, false);
-            let boxes: Vec<Vec<Annotation>> = idx.iter().map(|&i| tiles.tiles[i as usize].boxes.clone()).collect();
+            let boxes: Vec<Vec<Annotation>> = idx
+                .iter()
+                .map(|&i| tiles.tiles[i as usize].boxes.clone())
+                .collect();
             let t = encode(&boxes, classes, size);
             let (focal, l1) = losses(&out, &t);
             loss_sum += (focal + l1 * box_weight).double_value(&[]) * idx.len() as f64;
@@ -76,7 +92,13 @@ impl Task for DetectionTask<'_> {
     /// Shuffled batches of tiles, each tile augmented by a generator fixed by (seed,
     /// epoch, batch), so a resumed run replays them.
     fn train_batches(&self, epoch: usize) -> Box<dyn Iterator<Item = Self::Batch> + '_> {
-        let chunks = epoch_batches(self.train.len(), self.batch_size, (self.seed, 0xDE7EC7), epoch, 2);
+        let chunks = epoch_batches(
+            self.train.len(),
+            self.batch_size,
+            (self.seed, 0xDE7EC7),
+            epoch,
+            2,
+        );
         let device = self.net.device();
         Box::new(chunks.into_iter().enumerate().map(move |(b, idx)| {
             let mut rng = Rng::new(self.seed, 0xA06 + ((epoch as u64) << 20) + b as u64);
@@ -84,14 +106,27 @@ impl Task for DetectionTask<'_> {
             let (images, boxes): (Vec<Tensor>, Vec<Vec<Annotation>>) = idx
                 .iter()
                 .enumerate()
-                .map(|(j, &i)| self.augment.apply(&x.get(j as i64), &self.train.tiles[i as usize].boxes, &mut rng))
+                .map(|(j, &i)| {
+                    self.augment.apply(
+                        &x.get(j as i64),
+                        &self.train.tiles[i as usize].boxes,
+                        &mut rng,
+                    )
+                })
                 .unzip();
             (Tensor::stack(&images, 0).to_device(device), boxes)
         }))
     }
 
     fn steps_per_epoch(&self) -> usize {
-        epoch_batches(self.train.len(), self.batch_size, (self.seed, 0xDE7EC7), 0, 2).len()
+        epoch_batches(
+            self.train.len(),
+            self.batch_size,
+            (self.seed, 0xDE7EC7),
+            0,
+            2,
+        )
+        .len()
     }
 
     fn training_step(&self, (x, boxes): Self::Batch) -> Result<StepOutput> {
@@ -105,7 +140,8 @@ impl Task for DetectionTask<'_> {
             num_boxes: t.num_boxes,
         };
         let found = tch::no_grad(|| {
-            let hit = out.heatmap.sigmoid().gt(0.5).to_kind(Kind::Float) * t.heatmap.eq(1.0).to_kind(Kind::Float);
+            let hit = out.heatmap.sigmoid().gt(0.5).to_kind(Kind::Float)
+                * t.heatmap.eq(1.0).to_kind(Kind::Float);
             hit.sum(Kind::Float).double_value(&[])
         });
         let n = boxes.len();
@@ -118,11 +154,18 @@ impl Task for DetectionTask<'_> {
 
     fn validate(&self) -> Option<Validation> {
         let val = self.val?;
-        let sizes = (self.eval_batch_size, self.classes.len(), self.box_loss_weight);
+        let sizes = (
+            self.eval_batch_size,
+            self.classes.len(),
+            self.box_loss_weight,
+        );
         let (found, loss) = predict_tiles(self.net, val, &self.decode, sizes);
         let truth: Vec<Vec<Annotation>> = val.tiles.iter().map(|t| t.boxes.clone()).collect();
         let metrics = coco_eval::evaluate(&truth, &found, self.classes);
-        Some(Validation { loss, score: metrics.map50.max(0.0) })
+        Some(Validation {
+            loss,
+            score: metrics.map50.max(0.0),
+        })
     }
 
     fn weights(&self) -> Vec<(String, Tensor)> {
