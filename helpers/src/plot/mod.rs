@@ -10,7 +10,7 @@ mod images;
 mod scatter;
 
 pub use charts::{bars, confusion_heatmap, lines, Series};
-pub use images::{image_grid, png_base64, png_bytes, tile};
+pub use images::{image_grid, jpeg_base64, png_base64, png_bytes, tile};
 pub use scatter::{scatter, Reference};
 
 use crate::render::evcxr_emit;

@@ -50,7 +50,10 @@ pub fn read(
 }
 
 /// The image's size and each instance value's box (pixel `x` covers `x..x+1`).
-fn boxes_of_mask(mask_path: &Path, image: &Path) -> Result<(u32, u32, Vec<(u32, BoundingBox)>)> {
+/// An image's width, height and its instances' boxes by instance id.
+type MaskBoxes = (u32, u32, Vec<(u32, BoundingBox)>);
+
+fn boxes_of_mask(mask_path: &Path, image: &Path) -> Result<MaskBoxes> {
     if !mask_path.is_file() {
         return Err(Error::data(
             image,

@@ -31,7 +31,7 @@ impl Default for TilingConfig {
 
 impl TilingConfig {
     pub fn validate(&self) -> Result<()> {
-        if self.size == 0 || self.size % 32 != 0 {
+        if self.size == 0 || !self.size.is_multiple_of(32) {
             return Err(Error::config(
                 "tiles.size",
                 format!(

@@ -234,8 +234,9 @@ fn draw(
             (k % cols) as u32 * cell + 8,
             (k / cols) as u32 * (cell + 16) + 22,
         );
-        let png = plot::png_base64(&tiles.pixels.get(i as i64))?;
-        svg += &format!("<image x=\"{x}\" y=\"{y}\" width=\"{size}\" height=\"{size}\" href=\"data:image/png;base64,{png}\"/>\n");
+        // JPEG: a PNG of an aerial tile is ~6× larger, and the notebook shows a dozen.
+        let jpeg = plot::jpeg_base64(&tiles.pixels.get(i as i64), 85)?;
+        svg += &format!("<image x=\"{x}\" y=\"{y}\" width=\"{size}\" height=\"{size}\" href=\"data:image/jpeg;base64,{jpeg}\"/>\n");
         let t = &tiles.tiles[i];
         let d = detections.map(|all| shown(&all[i])).unwrap_or_default();
         let (verdicts, found) = match_tile(&t.boxes, &d);

@@ -19,6 +19,9 @@ pub struct DetectionAugment {
     /// A box pushed partly out of the tile by the jitter is kept when this fraction of it
     /// stays inside.
     pub min_visible: f32,
+    /// Brightness and contrast each scaled by a factor in `[1 − c, 1 + c]` (sun angle and
+    /// exposure differ between flights); 0 = off. Boxes do not move.
+    pub color_jitter: f64,
 }
 
 impl Default for DetectionAugment {
@@ -28,6 +31,7 @@ impl Default for DetectionAugment {
             rotate90: true,
             scale_jitter: 0.2,
             min_visible: 0.5,
+            color_jitter: 0.2,
         }
     }
 }
@@ -38,12 +42,9 @@ impl DetectionAugment {
             flips: false,
             rotate90: false,
             scale_jitter: 0.0,
+            color_jitter: 0.0,
             ..Default::default()
         }
-    }
-
-    pub fn is_off(&self) -> bool {
-        !self.flips && !self.rotate90 && self.scale_jitter == 0.0
     }
 
     /// A randomly changed copy of `image` (`[3, T, T]` float) and its boxes.
@@ -74,6 +75,12 @@ impl DetectionAugment {
         if self.scale_jitter > 0.0 {
             let s = 1.0 + self.scale_jitter * (2.0 * rng.uniform() - 1.0);
             (img, out) = rescale(&img, &out, s as f32, self.min_visible, rng);
+        }
+        if self.color_jitter > 0.0 {
+            let mut factor = || 1.0 + self.color_jitter * (2.0 * rng.uniform() - 1.0);
+            let (brightness, contrast) = (factor(), factor());
+            let mean = img.mean(Kind::Float);
+            img = ((&img - &mean) * contrast + &mean * brightness).clamp(0.0, 1.0);
         }
         (img, out)
     }

@@ -94,6 +94,12 @@ impl DetectionConfig {
                 format!("is {}; it must be in [0, 1)", self.augment.scale_jitter),
             ));
         }
+        if !(0.0..1.0).contains(&self.augment.color_jitter) {
+            return Err(Error::config(
+                "augment.color_jitter",
+                format!("is {}; it must be in [0, 1)", self.augment.color_jitter),
+            ));
+        }
         if self.box_loss_weight < 0.0 || !self.box_loss_weight.is_finite() {
             return Err(Error::config(
                 "box_loss_weight",
