@@ -481,4 +481,27 @@ fn a_short_run_trains_detects_and_reloads() {
     for (a, b) in again.iter().zip(&trained.test_detections[0]) {
         assert!((a.score - b.score).abs() < 1e-5 && a.bbox.iou(&b.bbox) > 0.999);
     }
+    // `lab predict --image` writes the drawing and the JSON of the same detections.
+    let png = root.path().join("tile.png");
+    img.save(&png).unwrap();
+    let out = root.path().join("predictions");
+    let run = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(["predict", "--run"])
+        .arg(&trained.run.path)
+        .arg("--image")
+        .arg(&png)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("tile.json")).unwrap()).unwrap();
+    let shown = again.iter().filter(|d| d.score >= 0.3).count();
+    assert_eq!(json["detections"].as_array().unwrap().len(), shown);
+    assert!(out.join("tile_boxes.png").is_file());
 }

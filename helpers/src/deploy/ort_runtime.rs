@@ -218,18 +218,9 @@ impl OrtModel {
                 got: shape,
             });
         }
-        let flat = x.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
-        let data = Vec::<f32>::try_from(flat.view([-1]))?;
-        let path = &self.path;
-        let err = |e: ort::Error| Error::data(path, format!("ONNX Runtime run failed: {e}"));
-        let input = TensorRef::from_array_view((shape, &data[..])).map_err(err)?;
-        let outputs = self.session.run(ort::inputs![input]).map_err(err)?;
-        let (out_shape, values) = outputs[0].try_extract_tensor::<f32>().map_err(err)?;
-        Ok(Tensor::from_slice(values).view(&out_shape[..]))
+        Ok(self.run_all(x)?.swap_remove(0))
     }
-}
 
-impl OrtModel {
     /// Every output of the model for a batch `[N, C, H, W]`, in the graph's order, as CPU
     /// f32 tensors (a detector's heatmap and box maps).
     pub fn run_all(&mut self, x: &Tensor) -> Result<Vec<Tensor>> {

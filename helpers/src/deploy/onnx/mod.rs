@@ -231,27 +231,13 @@ impl GraphBuilder {
 
     /// Nearest-neighbour resize to `[h, w]`, as `upsample_nearest2d` (the source pixel
     /// `floor(i · in / out)`: "asymmetric" coordinates, "floor" rounding).
-    pub(crate) fn resize_nearest(&mut self, name: &str, x: &str, [h, w]: [i64; 2]) -> String {
-        let shape_attrs = vec![int("start", 0), int("end", 2)];
-        let n_c = self.node("Shape", &format!("{name}.shape"), &[x], shape_attrs);
-        let hw = self.initializer_i64(&format!("{name}.hw"), &[h, w]);
-        let sizes = self.node(
-            "Concat",
-            &format!("{name}.sizes"),
-            &[&n_c, &hw],
-            vec![int("axis", 0)],
-        );
+    pub(crate) fn resize_nearest(&mut self, name: &str, x: &str, size: [i64; 2]) -> String {
         let attrs = vec![
             string("mode", "nearest"),
             string("coordinate_transformation_mode", "asymmetric"),
             string("nearest_mode", "floor"),
         ];
-        self.node(
-            "Resize",
-            &format!("{name}.resize"),
-            &[x, "", "", sizes.as_str()],
-            attrs,
-        )
+        self.resize_to(name, x, size, attrs)
     }
 
     /// Group norm over `groups` groups with `eps`, then its per-channel scale and shift:
@@ -579,7 +565,17 @@ impl GraphBuilder {
     /// Bilinear resize to `[h, w]` matching `upsample_bilinear2d(align_corners=false)`
     /// ("half_pixel" coordinates). The `sizes` input needs all four dimensions, so the
     /// dynamic batch and channels come from `Shape`.
-    fn resize(&mut self, name: &str, x: &str, [h, w]: [i64; 2]) -> String {
+    fn resize(&mut self, name: &str, x: &str, size: [i64; 2]) -> String {
+        let attrs = vec![
+            string("mode", "linear"),
+            string("coordinate_transformation_mode", "half_pixel"),
+        ];
+        self.resize_to(name, x, size, attrs)
+    }
+
+    /// A `Resize` of `x` to `[h, w]` with `attrs` (mode and coordinates). The `sizes`
+    /// input needs all four dimensions, so the dynamic batch and channels come from `Shape`.
+    fn resize_to(&mut self, name: &str, x: &str, [h, w]: [i64; 2], attrs: Vec<Vec<u8>>) -> String {
         let shape_attrs = vec![int("start", 0), int("end", 2)];
         let n_c = self.node("Shape", &format!("{name}.shape"), &[x], shape_attrs);
         let hw = self.initializer_i64(&format!("{name}.hw"), &[h, w]);
@@ -589,10 +585,6 @@ impl GraphBuilder {
             &[&n_c, &hw],
             vec![int("axis", 0)],
         );
-        let attrs = vec![
-            string("mode", "linear"),
-            string("coordinate_transformation_mode", "half_pixel"),
-        ];
         // Inputs: X, roi, scales, sizes (the unused optional ones are empty names).
         let inputs = [x, "", "", sizes.as_str()];
         self.node("Resize", &format!("{name}.resize"), &inputs, attrs)
