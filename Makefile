@@ -50,7 +50,7 @@ test: setup
 	  $(PY) scripts/check_notebook.py $$tmp/text.ipynb --min-svg 6 --min-html 16 --html $$tmp/text.html && \
 	  LAB_PROFILE=smoke LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py $(DETECTION) $$tmp/detection.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
 	  $(PY) scripts/build_report.py $$tmp/detection.ipynb $$tmp/detection.html --hide-code && \
-	  $(PY) scripts/check_notebook.py $$tmp/detection.ipynb --min-svg 6 --min-html 14 --html $$tmp/detection.html && \
+	  $(PY) scripts/check_notebook.py $$tmp/detection.ipynb --min-svg 6 --min-html 15 --html $$tmp/detection.html && \
 	  $(PY) scripts/check_jupyterlab.py --root $$tmp notebook.ipynb regression.ipynb text.ipynb detection.ipynb && \
 	  LAB_PROFILE=smoke LAB_RUNS=$$tmp/saved_models $(PY) scripts/check_jupyterlab.py --root . --run $(TEXT):4 && \
 	  rm -rf $$tmp
@@ -67,7 +67,7 @@ report: setup
 	$(PY) scripts/check_notebook.py $(TEXT) --min-svg 6 --min-html 16 --html notebooks/text.html
 	$(PY) scripts/run_notebook.py $(DETECTION) $(DETECTION) --timeout $(NOTEBOOK_TIMEOUT)
 	$(PY) scripts/build_report.py $(DETECTION) notebooks/detection.html $(REPORT_CODE)
-	$(PY) scripts/check_notebook.py $(DETECTION) --min-svg 6 --min-html 14 --html notebooks/detection.html
+	$(PY) scripts/check_notebook.py $(DETECTION) --min-svg 6 --min-html 15 --html notebooks/detection.html
 
 # Retrains every run from scratch in a temp folder and compares every output with the
 # committed notebook (timings ignored): restart-and-run-all must reproduce the report.

@@ -505,3 +505,28 @@ fn a_short_run_trains_detects_and_reloads() {
     assert_eq!(json["detections"].as_array().unwrap().len(), shown);
     assert!(out.join("tile_boxes.png").is_file());
 }
+
+#[test]
+fn test_time_flips_are_equivariant_to_a_flipped_input() {
+    tch::manual_seed(0);
+    let cfg = helpers::tasks::detection::DetectorConfig {
+        backbone: helpers::tasks::detection::BackboneKind::Scratch,
+        pretrained: false,
+        freeze_bn: false,
+        channels: 16,
+    };
+    let net = helpers::tasks::detection::Detector::new(&cfg, 1, tch::Device::Cpu).unwrap();
+    let x = tch::Tensor::rand([2, 3, 64, 64], (tch::Kind::Float, tch::Device::Cpu));
+    let (a, b) = tch::no_grad(|| (net.forward_flips(&x), net.forward_flips(&x.flip([3]))));
+    let close = |p: &tch::Tensor, q: &tch::Tensor| (p - q).abs().max().double_value(&[]) < 1e-4;
+    // Flipping the input left-right flips the averaged heatmap and mirrors the x offsets.
+    assert!(close(&b.heatmap, &a.heatmap.flip([3])));
+    assert!(close(
+        &b.boxes.narrow(1, 0, 1),
+        &(a.boxes.narrow(1, 0, 1).flip([3]).neg() + 1.0)
+    ));
+    assert!(close(
+        &b.boxes.narrow(1, 1, 3),
+        &a.boxes.narrow(1, 1, 3).flip([3])
+    ));
+}

@@ -344,3 +344,55 @@ pub fn whole_image(
         ],
     )
 }
+
+/// The run's test mAP with and without test-time flips ([`super::model::Detector::forward_flips`]):
+/// the same weights, the maps of four flipped passes averaged before decoding.
+pub fn flip_test(run: &TrainedDetector, tiles: &TileSet, classes: &[String]) -> Result<Table> {
+    let size = tiles.tiles.first().map(|t| t.size as i64).unwrap_or(0);
+    let started = std::time::Instant::now();
+    let mut found = Vec::with_capacity(tiles.len());
+    let batch = run.config.train.eval_batch_size.max(1);
+    tch::no_grad(|| {
+        for start in (0..tiles.len()).step_by(batch) {
+            let idx: Vec<i64> = (start as i64..(start + batch).min(tiles.len()) as i64).collect();
+            let out = run
+                .net
+                .forward_flips(&tiles.images(&tch::Tensor::from_slice(&idx)));
+            found.extend(super::decode::decode(&out, size, &run.config.decode));
+        }
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let truth: Vec<Vec<Annotation>> = tiles.tiles.iter().map(|t| t.boxes.clone()).collect();
+    let flipped = super::coco_eval::evaluate(&truth, &found, classes);
+    let rows = [
+        (
+            "one pass",
+            &run.test,
+            run.meta.test_tiles_per_second.unwrap_or(f64::NAN),
+        ),
+        (
+            "four flips averaged",
+            &flipped,
+            tiles.len() as f64 / seconds.max(1e-9),
+        ),
+    ];
+    let col = |name: &str, f: &dyn Fn(&super::CocoMetrics) -> f64| {
+        Column::new(name.into(), rows.iter().map(|r| f(r.1)).collect::<Vec<_>>())
+    };
+    Table::from_columns(
+        "Test-time flips, same weights",
+        vec![
+            Column::new(
+                "inference".into(),
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            ),
+            col("test mAP@0.5", &|m| m.map50),
+            col("test mAP@0.5:0.95", &|m| m.map),
+            col("AR@100", &|m| m.ar100),
+            Column::new(
+                "tiles/s".into(),
+                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            ),
+        ],
+    )
+}

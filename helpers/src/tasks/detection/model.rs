@@ -332,3 +332,48 @@ fn scratch_backbone(root: &nn::Path) -> (Vec<(String, Layer)>, [usize; 3], [i64;
     }
     (layers, [5, 6, 7], [64, 128, 256])
 }
+
+impl Detector {
+    /// The maps averaged over the four flips of the input (none, left-right, top-bottom,
+    /// both), each mapped back first: heatmap probabilities averaged (returned as logits),
+    /// box maps averaged with a flipped axis's offset mirrored in its cell (`1 − o`).
+    /// Test-time augmentation: four forward passes for one set of maps.
+    pub fn forward_flips(&self, x: &Tensor) -> DetectorOutput {
+        let mut heat = None::<Tensor>;
+        let mut boxes = None::<Tensor>;
+        for (h, v) in [(false, false), (true, false), (false, true), (true, true)] {
+            let dims: Vec<i64> = [(h, 3), (v, 2)]
+                .iter()
+                .filter(|f| f.0)
+                .map(|f| f.1)
+                .collect();
+            let flip = |t: &Tensor| {
+                if dims.is_empty() {
+                    t.shallow_clone()
+                } else {
+                    t.flip(&dims[..])
+                }
+            };
+            let out = self.forward_t(&flip(x), false);
+            let p = flip(&out.heatmap.sigmoid());
+            let b = flip(&out.boxes);
+            // Channel 0 is the x offset, 1 the y offset: mirrored where that axis flipped.
+            let mirror = |c: i64, on: bool| {
+                let o = b.narrow(1, c, 1);
+                if on {
+                    o.neg() + 1.0
+                } else {
+                    o
+                }
+            };
+            let b = Tensor::cat(&[mirror(0, h), mirror(1, v), b.narrow(1, 2, 2)], 1);
+            heat = Some(heat.map_or(p.shallow_clone(), |s| s + &p));
+            boxes = Some(boxes.map_or(b.shallow_clone(), |s| s + &b));
+        }
+        let heat = (heat.expect("four passes") / 4.0).clamp(1e-6, 1.0 - 1e-6);
+        DetectorOutput {
+            heatmap: heat.logit(None),
+            boxes: boxes.expect("four passes") / 4.0,
+        }
+    }
+}
