@@ -301,16 +301,8 @@ pub fn whole_image(
     image: &std::path::Path,
     labelled: Option<usize>,
 ) -> Result<Table> {
-    let loaded = super::predict::LoadedDetector {
-        config: run.config.clone(),
-        classes: run.test.per_class.iter().map(|c| c.0.clone()).collect(),
-        net: super::model::Detector::for_checkpoint(
-            &run.config.net,
-            run.net.num_classes,
-            tch::Device::Cpu,
-        )?,
-    };
-    crate::io::tensors::load_named(&loaded.net.weights(), &run.run.best_checkpoint())?;
+    // Loaded back from the run directory, as `lab detect predict` does.
+    let loaded = super::predict::LoadedDetector::load(&run.run.path)?;
     let pixels = image::open(image)
         .map_err(|e| crate::Error::data(image, format!("not a readable image: {e}")))?
         .into_rgb8();
