@@ -443,6 +443,30 @@ fn a_short_run_trains_detects_and_reloads() {
     });
     cfg.tiles.overlap = 0;
     let data = DetectionData::prepare(&cfg).unwrap();
+    {
+        use helpers::train::Task;
+        let net =
+            helpers::tasks::detection::Detector::for_checkpoint(&cfg.net, 1, tch::Device::Cpu)
+                .unwrap();
+        let task = helpers::tasks::detection::DetectionTask::of_config(
+            &cfg,
+            &net,
+            &data.train,
+            None,
+            data.classes(),
+        );
+        for batch_size in [1, 2, 7, 8, 13] {
+            let t = helpers::tasks::detection::DetectionTask {
+                batch_size,
+                ..task.clone()
+            };
+            assert_eq!(
+                t.steps_per_epoch(),
+                t.train_batches(0).count(),
+                "batch size {batch_size}"
+            );
+        }
+    }
     let opts = helpers::run::FitOptions {
         root: root.path().into(),
         existing: helpers::run::Existing::Refuse,

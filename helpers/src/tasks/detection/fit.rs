@@ -11,7 +11,7 @@ use super::config::DetectionConfig;
 use super::data::DetectionData;
 use super::decode::Detection;
 use super::model::Detector;
-use super::task::{predict_tiles, DetectionTask};
+use super::task::{detect_tiles, DetectionTask};
 use crate::backend::{versions, Versions};
 use crate::data::detection::Annotation;
 use crate::io::{read_json, write_json, write_text_atomic};
@@ -141,12 +141,7 @@ fn finish(
     reused: bool,
 ) -> TrainedDetector {
     let started = std::time::Instant::now();
-    let sizes = (
-        cfg.train.eval_batch_size,
-        data.classes().len(),
-        cfg.box_loss_weight,
-    );
-    let (test_detections, _) = predict_tiles(&net, &data.test, &cfg.decode, sizes);
+    let test_detections = detect_tiles(&net, &data.test, &cfg.decode, cfg.train.eval_batch_size);
     let seconds = started.elapsed().as_secs_f64();
     let truth: Vec<Vec<Annotation>> = data.test.tiles.iter().map(|t| t.boxes.clone()).collect();
     let test = coco_eval::evaluate(&truth, &test_detections, data.classes());

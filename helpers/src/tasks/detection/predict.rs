@@ -63,13 +63,8 @@ impl LoadedDetector {
         };
         let layout = tiles::layout(&set, 0, Region::whole(&set.images[0]), &self.config.tiles)?;
         let tile_set = TileSet::cut(layout, &[image]);
-        let sizes = (
-            self.config.train.eval_batch_size,
-            self.classes.len(),
-            self.config.box_loss_weight,
-        );
-        let (per_tile, _) =
-            super::task::predict_tiles(&self.net, &tile_set, &self.config.decode, sizes);
+        let batch = self.config.train.eval_batch_size;
+        let per_tile = super::task::detect_tiles(&self.net, &tile_set, &self.config.decode, batch);
         let all: Vec<Detection> = tile_set
             .tiles
             .iter()

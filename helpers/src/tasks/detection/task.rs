@@ -15,6 +15,7 @@ use crate::train::{StepOutput, Task, Validation};
 use crate::Result;
 use tch::{Device, Kind, Tensor};
 
+#[derive(Clone)]
 pub struct DetectionTask<'a> {
     pub net: &'a Detector,
     pub train: &'a TileSet,
@@ -56,12 +57,35 @@ impl<'a> DetectionTask<'a> {
     }
 }
 
-/// The detections of every tile of `tiles` (evaluation mode) and the mean loss over them.
+/// The detections of every tile of `tiles` in evaluation mode, batches of `batch`:
+/// inference, with no targets encoded and no loss computed.
+pub fn detect_tiles(
+    net: &Detector,
+    tiles: &TileSet,
+    cfg: &DecodeConfig,
+    batch: usize,
+) -> Vec<Vec<Detection>> {
+    run_tiles(net, tiles, cfg, batch, None).0
+}
+
+/// [`detect_tiles`] and the mean loss over the tiles (their boxes as targets, the box
+/// loss weighted by `box_weight`): validation.
 pub fn predict_tiles(
     net: &Detector,
     tiles: &TileSet,
     cfg: &DecodeConfig,
     (batch, classes, box_weight): (usize, usize, f64),
+) -> (Vec<Vec<Detection>>, f64) {
+    run_tiles(net, tiles, cfg, batch, Some((classes, box_weight)))
+}
+
+/// The one batching loop of both; the loss only when `scored` gives (classes, box weight).
+fn run_tiles(
+    net: &Detector,
+    tiles: &TileSet,
+    cfg: &DecodeConfig,
+    batch: usize,
+    scored: Option<(usize, f64)>,
 ) -> (Vec<Vec<Detection>>, f64) {
     let size = tiles.tiles.first().map(|t| t.size as i64).unwrap_or(0);
     let mut found = Vec::with_capacity(tiles.len());
@@ -73,13 +97,14 @@ pub fn predict_tiles(
                 .images(&Tensor::from_slice(&idx))
                 .to_device(net.device());
             let out = net.forward_t(&x, false);
-            let boxes: Vec<Vec<Annotation>> = idx
-                .iter()
-                .map(|&i| tiles.tiles[i as usize].boxes.clone())
-                .collect();
-            let t = encode(&boxes, classes, size);
-            let (focal, l1) = losses(&out, &t);
-            loss_sum += (focal + l1 * box_weight).double_value(&[]) * idx.len() as f64;
+            if let Some((classes, box_weight)) = scored {
+                let boxes: Vec<Vec<Annotation>> = idx
+                    .iter()
+                    .map(|&i| tiles.tiles[i as usize].boxes.clone())
+                    .collect();
+                let (focal, l1) = losses(&out, &encode(&boxes, classes, size));
+                loss_sum += (focal + l1 * box_weight).double_value(&[]) * idx.len() as f64;
+            }
             found.extend(decode(&out, size, cfg));
         }
     });
@@ -118,15 +143,12 @@ impl Task for DetectionTask<'_> {
         }))
     }
 
+    /// The batches [`Task::train_batches`] yields, counted without shuffling: every chunk
+    /// of `batch_size` tiles that holds at least two (batch norm needs two).
     fn steps_per_epoch(&self) -> usize {
-        epoch_batches(
-            self.train.len(),
-            self.batch_size,
-            (self.seed, 0xDE7EC7),
-            0,
-            2,
-        )
-        .len()
+        let (n, b) = (self.train.len(), self.batch_size.max(1));
+        let full = if b >= 2 { n / b } else { 0 };
+        full + usize::from(n % b >= 2)
     }
 
     fn training_step(&self, (x, boxes): Self::Batch) -> Result<StepOutput> {
