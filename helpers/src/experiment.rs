@@ -60,6 +60,38 @@ impl RunSummary {
     }
 }
 
+/// The finished runs of a sweep's points under `root`, in the points' order and with
+/// their labels — the summaries [`run_points`] returns for the same runs, so the tables
+/// of a sweep run elsewhere (a Slurm array job) are those of the same sweep run here.
+/// Errs naming every point that is not finished (nothing is trained).
+pub fn collect_points(root: &Path, points: &[Point]) -> Result<Vec<RunSummary>> {
+    let unfinished: Vec<&str> = points
+        .iter()
+        .filter(|p| !crate::run::RunDir::at(root.join(&p.name)).is_finished())
+        .map(|p| p.name.as_str())
+        .collect();
+    if !unfinished.is_empty() {
+        return Err(crate::Error::data(
+            root,
+            format!(
+                "{} of {} sweep points are not finished: {} (`lab sweep-status` says where they stand; `lab grid` trains them here)",
+                unfinished.len(),
+                points.len(),
+                unfinished.join(", ")
+            ),
+        ));
+    }
+    points
+        .iter()
+        .map(|p| {
+            let mut run = RunSummary::load(&root.join(&p.name))?;
+            run.label = p.label.clone();
+            run.overrides = p.overrides.clone();
+            Ok(run)
+        })
+        .collect()
+}
+
 /// Trains every point under `opts.root`, in order (finished points with the same
 /// config reused, unfinished ones resumed, unless `opts.existing` says otherwise).
 pub fn run_points(
@@ -82,10 +114,9 @@ pub fn run_points(
 /// optimiser and epochs, `model` instead of the pretrained network, and the run name's
 /// `baseline_pretrained` replaced by `cnn_scratch` (the course layout's names).
 pub fn scratch_twin(transfer: &RunConfig, model: &ModelConfig) -> RunConfig {
-    let mut cfg = transfer.clone();
+    let mut cfg = transfer.run_only();
     cfg.name = transfer.name.replace("baseline_pretrained", "cnn_scratch");
     cfg.model = model.clone();
-    cfg.grid.clear();
     cfg
 }
 

@@ -110,6 +110,11 @@ impl RunDir {
         crate::io::write_json(&self.file("meta.json"), meta)
     }
 
+    /// Whether `meta.json` says the run finished (false when it is missing or unreadable).
+    pub fn is_finished(&self) -> bool {
+        self.meta().is_ok_and(|m| m.status == Status::Finished)
+    }
+
     /// `history.csv`.
     pub fn history(&self) -> Result<History> {
         History::load_csv(&self.file("history.csv"))

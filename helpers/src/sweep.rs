@@ -169,9 +169,7 @@ fn point(
     label: String,
     overrides: Vec<(String, toml::Value)>,
 ) -> Result<Point> {
-    let mut cfg = base.clone();
-    cfg.grid.clear();
-    cfg.ablations.clear();
+    let mut cfg = base.run_only();
     for (k, v) in &overrides {
         cfg = set_key(&cfg, k, v)?;
     }

@@ -90,7 +90,8 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// Four points (lr × weight decay) of a small CNN, one libtorch thread, 5 short epochs.
+/// Four points (lr × weight decay) of a small CNN, one libtorch thread and one CPU per
+/// array task, 5 short epochs.
 fn sweep_config(dir: &Path) -> PathBuf {
     let data = repo().join("data/fashion_mnist");
     let text = format!(
@@ -98,7 +99,8 @@ fn sweep_config(dir: &Path) -> PathBuf {
          [data]\ndir = \"{}\"\ntrain_limit = 3000\ntest_limit = 500\n\
          [model]\nwidths = [8, 16]\ndepths = [1, 1]\n\
          [train]\nepochs = 5\nbatch_size = 64\n\
-         [grid]\n\"train.lr\" = [1e-3, 3e-3]\n\"train.weight_decay\" = [0.0, 5e-4]\n",
+         [grid]\n\"train.lr\" = [1e-3, 3e-3]\n\"train.weight_decay\" = [0.0, 5e-4]\n\
+         [slurm]\ncpus = 1\n",
         data.display()
     );
     let path = dir.join("cluster.toml");
@@ -134,11 +136,11 @@ fn a_sweep_on_slurm_survives_a_cancelled_point_and_matches_the_local_sweep() {
     );
     let root_s = root.to_str().unwrap();
 
-    let plain = cluster.lab(&[
-        "grid", "--config", cfg, "--root", root_s, "--slurm", "--cpus", "1",
-    ]);
+    let plain = cluster.lab(&["grid", "--config", cfg, "--root", root_s, "--slurm"]);
     assert!(
-        text(&plain).contains("#SBATCH --array=0-3") && text(&plain).contains("--resume"),
+        text(&plain).contains("#SBATCH --array=0-3")
+            && text(&plain).contains("#SBATCH --cpus-per-task=1")
+            && text(&plain).contains("--resume"),
         "{}",
         text(&plain)
     );
@@ -160,7 +162,7 @@ fn a_sweep_on_slurm_survives_a_cancelled_point_and_matches_the_local_sweep() {
     );
 
     let job = job_id(&cluster.lab(&[
-        "grid", "--config", cfg, "--root", root_s, "--slurm", "--submit", "--cpus", "1",
+        "grid", "--config", cfg, "--root", root_s, "--slurm", "--submit",
     ]));
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root.join(".slurm/cluster.json")).unwrap())
@@ -197,12 +199,14 @@ fn a_sweep_on_slurm_survives_a_cancelled_point_and_matches_the_local_sweep() {
         "a failed point fails the status: {report}"
     );
     assert!(
-        report.contains("3 of 4 finished") && report.contains(&format!("failed       {victim}")),
+        report.contains("3 of 4 finished, 1 failed")
+            && report.contains(&format!("failed       {victim}"))
+            && report.contains("Slurm: CANCELLED"),
         "{report}"
     );
 
     let again = cluster.lab(&[
-        "grid", "--config", cfg, "--root", root_s, "--slurm", "--submit", "--cpus", "1",
+        "grid", "--config", cfg, "--root", root_s, "--slurm", "--submit",
     ]);
     assert!(
         text(&again).contains("1 array tasks; 3 finished points left out"),
@@ -220,6 +224,31 @@ fn a_sweep_on_slurm_survives_a_cancelled_point_and_matches_the_local_sweep() {
         "grid", "--config", cfg, "--root", root_s, "--slurm", "--submit",
     ]);
     assert!(text(&done).contains("nothing to submit"), "{}", text(&done));
+
+    // The cluster's points reported as `lab grid` reports them once they are finished.
+    let reported = cluster.lab(&[
+        "report",
+        "--runs",
+        root_s,
+        "--sweep",
+        cfg,
+        "--out",
+        work.path().join("report").to_str().unwrap(),
+    ]);
+    let table = text(&reported).split("wrote ").next().unwrap().to_string();
+    let regrid = cluster.lab(&["grid", "--config", cfg, "--root", root_s]);
+    assert!(
+        reported.status.success() && table.contains("Grid search") && regrid.status.success(),
+        "{}",
+        text(&reported)
+    );
+    // `lab grid` replays each reused point's history first, then prints the same table.
+    assert!(
+        String::from_utf8_lossy(&regrid.stdout).ends_with(&table),
+        "lab report --sweep:\n{table}\nlab grid:\n{}",
+        text(&regrid)
+    );
+    assert!(work.path().join("report/index.html").is_file());
 
     // The same sweep here, one point after the other: the same metrics, point by point.
     let out = cluster.lab(&["grid", "--config", cfg, "--root", local.to_str().unwrap()]);

@@ -3,12 +3,17 @@
 use super::RunConfig;
 use crate::{Error, Result};
 
-/// The tree of valid keys: the default config, serialised, plus the sweep sections.
+/// The tree of valid keys: the default config, serialised, plus the sweep and Slurm
+/// sections (left out of a default config's text).
 pub(crate) fn known_keys() -> toml::Value {
     let mut v = toml::Value::try_from(RunConfig::default()).expect("default config serialises");
     if let Some(t) = v.as_table_mut() {
         t.insert("grid".into(), toml::Value::Table(Default::default()));
         t.insert("ablations".into(), toml::Value::Table(Default::default()));
+        t.insert(
+            "slurm".into(),
+            toml::Value::try_from(super::SlurmConfig::default()).expect("slurm section serialises"),
+        );
     }
     v
 }

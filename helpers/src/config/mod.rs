@@ -1,6 +1,7 @@
 //! [`RunConfig`]: everything that defines a run, read from TOML (`configs/*.toml`) or
 //! built in a notebook cell with `with_*` methods. Unknown keys are rejected with the
 //! nearest valid key; out-of-range values name the key and the allowed range.
+mod cluster;
 mod keys;
 
 use keys::error_key;
@@ -12,6 +13,7 @@ pub use crate::data::config::{AugmentConfig, Cifar100Labels, DataConfig, Dataset
 pub use crate::models::config::{Arch, Freeze, Head, ModelConfig};
 pub use crate::train::config::{OptimizerKind, ScheduleKind, TrainConfig};
 use crate::{Error, Result};
+pub use cluster::{parse_time_limit, SlurmConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +41,10 @@ pub struct RunConfig {
     /// One-at-a-time ablations for `lab ablate`: variant name → { dotted key → value }.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub ablations: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    /// Resources of each array task when a sweep runs on Slurm. Not part of a run's
+    /// identity, like the sweep sections.
+    #[serde(skip_serializing_if = "SlurmConfig::is_default")]
+    pub slurm: SlurmConfig,
 }
 
 impl Default for RunConfig {
@@ -53,6 +59,7 @@ impl Default for RunConfig {
             train: TrainConfig::default(),
             grid: BTreeMap::new(),
             ablations: BTreeMap::new(),
+            slurm: SlurmConfig::default(),
         }
     }
 }
@@ -108,7 +115,8 @@ impl RunConfig {
         validate_run_name(&self.name)?;
         self.train.validate()?;
         self.data.validate()?;
-        self.model.validate()
+        self.model.validate()?;
+        self.slurm.validate()
     }
 
     /// The libtorch device this config asks for ([`DeviceChoice::resolve`]).
@@ -124,11 +132,20 @@ impl RunConfig {
     /// SHA-256 of everything that changes results (all but `name`), hex.
     pub fn hash(&self) -> String {
         use sha2::{Digest, Sha256};
-        let mut c = self.clone();
+        let mut c = self.run_only();
         c.name = String::new();
-        c.grid.clear();
-        c.ablations.clear();
         crate::io::hex(&Sha256::digest(c.to_toml().as_bytes()))
+    }
+
+    /// The config without the sections that say how to sweep and where to run (grid,
+    /// ablations, slurm): what one run of it trains. Its points and `lab train` use this.
+    pub fn run_only(&self) -> RunConfig {
+        RunConfig {
+            grid: BTreeMap::new(),
+            ablations: BTreeMap::new(),
+            slurm: SlurmConfig::default(),
+            ..self.clone()
+        }
     }
 
     /// Keys whose values differ between two configs (dotted paths).
@@ -142,9 +159,7 @@ impl RunConfig {
 
     /// Every key and value, flattened to dotted keys (sweep sections left out).
     pub fn flat_values(&self) -> Vec<(String, toml::Value)> {
-        let mut c = self.clone();
-        c.grid.clear();
-        c.ablations.clear();
+        let c = self.run_only();
         let mut rows = Vec::new();
         flatten(
             &toml::Value::try_from(&c).expect("config serialises"),

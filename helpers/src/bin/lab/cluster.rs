@@ -2,11 +2,13 @@
 //! array job, and where its points stand (see `helpers::slurm`).
 use anyhow::{Context, Result};
 use clap::Args;
-use helpers::slurm::{self, PointState, Resources};
-use helpers::sweep::Point;
+use helpers::config::SlurmConfig;
+use helpers::session::Session;
+use helpers::slurm::{self, ClusterSweep, PointState, SweepKind};
 use std::path::{Path, PathBuf};
 
-/// The Slurm flags of `lab grid` and `lab ablate`.
+/// The Slurm flags of `lab grid` and `lab ablate`; each one replaces the same key of the
+/// config's `[slurm]` section.
 #[derive(Args, Clone, Default)]
 pub struct SlurmArgs {
     /// Write the sweep's unfinished points as an sbatch array script (printed; with
@@ -16,72 +18,77 @@ pub struct SlurmArgs {
     /// With --slurm: submit the script with sbatch and print the job id.
     #[arg(long, requires = "slurm")]
     pub submit: bool,
-    /// Partition of each array task.
+    /// Partition of each array task (slurm.partition).
     #[arg(long, requires = "slurm")]
     pub partition: Option<String>,
-    /// CPUs per task (--cpus-per-task).
-    #[arg(long, default_value_t = 0, requires = "slurm")]
-    pub cpus: usize,
-    /// GPUs per task (--gres=gpu:N).
-    #[arg(long, default_value_t = 0, requires = "slurm")]
-    pub gpus: usize,
-    /// Memory per task, e.g. 8G.
+    /// CPUs per task, --cpus-per-task (slurm.cpus).
+    #[arg(long, requires = "slurm")]
+    pub cpus: Option<usize>,
+    /// GPUs per task, --gres=gpu:N (slurm.gpus).
+    #[arg(long, requires = "slurm")]
+    pub gpus: Option<usize>,
+    /// Memory per task, e.g. 8G (slurm.mem).
     #[arg(long, requires = "slurm")]
     pub mem: Option<String>,
-    /// Time limit per task, e.g. 02:00:00.
+    /// Time limit per task, e.g. 02:00:00 (slurm.time).
     #[arg(long, requires = "slurm")]
     pub time: Option<String>,
-    /// At most this many tasks at once (--array=…%N).
-    #[arg(long, default_value_t = 0, requires = "slurm")]
-    pub throttle: usize,
+    /// At most this many tasks at once, --array=…%N (slurm.throttle).
+    #[arg(long, requires = "slurm")]
+    pub throttle: Option<usize>,
 }
 
 impl SlurmArgs {
-    fn resources(&self) -> Resources {
-        Resources {
-            partition: self.partition.clone(),
-            cpus: self.cpus,
-            gpus: self.gpus,
-            mem: self.mem.clone(),
-            time: self.time.clone(),
-            throttle: self.throttle,
-        }
+    /// The config's resources with each given flag in place of its key.
+    fn resources(&self, config: &SlurmConfig) -> Result<SlurmConfig> {
+        let resources = SlurmConfig {
+            partition: self.partition.clone().unwrap_or(config.partition.clone()),
+            cpus: self.cpus.unwrap_or(config.cpus),
+            gpus: self.gpus.unwrap_or(config.gpus),
+            mem: self.mem.clone().unwrap_or(config.mem.clone()),
+            time: self.time.clone().unwrap_or(config.time.clone()),
+            throttle: self.throttle.unwrap_or(config.throttle),
+        };
+        resources
+            .validate()
+            .context("a --slurm flag (each replaces the [slurm] key it names)")?;
+        Ok(resources)
     }
 }
 
-/// Writes (and with --submit, submits) the array job of `points` under `root`; `runs`
-/// are the points as `lab train` runs them (the session's profile applied).
+/// Prints (and with --submit, submits) the array job of the config's unfinished `kind`
+/// points under `root` (default: the session's runs folder).
 pub fn sweep(
     args: &SlurmArgs,
-    sweep: &str,
     config: &Path,
-    points: &[Point],
-    runs: &[Point],
-    root: &Path,
+    kind: SweepKind,
+    session: &Session,
+    root: Option<&Path>,
 ) -> Result<()> {
     let lab = std::env::current_exe().context("locating the lab binary for the array tasks")?;
-    let config = absolute(config)?;
-    let root = absolute(root)?;
-    if args.submit {
-        if let Some(p) = &args.partition {
-            slurm::check_partition(p)?;
-        }
+    let config =
+        std::path::absolute(config).with_context(|| format!("resolving {}", config.display()))?;
+    let mut sweep = ClusterSweep::new(&config, kind, session, lab)?;
+    if let Some(root) = root {
+        sweep = sweep.with_root(root);
     }
-    let (script, manifest) =
-        slurm::array_script(sweep, &lab, &config, points, runs, &root, &args.resources())?;
-    if manifest.tasks.is_empty() {
-        println!(
-            "every point of {sweep} is finished under {}: nothing to submit",
-            root.display()
-        );
-        return Ok(());
-    }
+    let root = std::path::absolute(sweep.root())
+        .with_context(|| format!("resolving {}", sweep.root().display()))?;
+    sweep = sweep.with_root(&root);
+    sweep.resources = args.resources(&sweep.resources)?;
     if !args.submit {
+        let (script, _) = sweep.script()?;
+        if script.is_empty() {
+            println!("{}", nothing_left(&sweep.name, &root));
+        }
         print!("{script}");
         return Ok(());
     }
+    let Some(manifest) = sweep.submit()? else {
+        println!("{}", nothing_left(&sweep.name, &root));
+        return Ok(());
+    };
     let left_out = manifest.points.len() - manifest.tasks.len();
-    let manifest = slurm::submit(&script, manifest, &root)?;
     println!(
         "submitted job {} ({} array tasks; {left_out} finished points left out); outputs in {}; `lab sweep-status --config {}` follows it",
         manifest.job.unwrap_or_default(),
@@ -90,6 +97,13 @@ pub fn sweep(
         config.display()
     );
     Ok(())
+}
+
+fn nothing_left(sweep: &str, root: &Path) -> String {
+    format!(
+        "every point of {sweep} is finished under {}: nothing to submit",
+        root.display()
+    )
 }
 
 #[derive(Args)]
@@ -115,7 +129,7 @@ pub fn sweep_name(config_name: &str, ablations: bool) -> String {
 }
 
 /// Prints each point's state; non-zero exit while any point is failed.
-pub fn status(args: StatusArgs, session: &helpers::session::Session) -> Result<()> {
+pub fn status(args: StatusArgs, session: &Session) -> Result<()> {
     let cfg = helpers::config::RunConfig::from_toml_file(&args.config)?;
     let root = args.root.unwrap_or_else(|| session.runs_root.clone());
     let name = sweep_name(&cfg.name, args.ablations);
@@ -131,31 +145,21 @@ pub fn status(args: StatusArgs, session: &helpers::session::Session) -> Result<(
         manifest.sweep,
         manifest.job.map(|j| j.to_string()).unwrap_or("—".into())
     );
-    let mut failed = 0;
     for (name, state) in &states {
         println!("  {:<12} {name}", state.name());
         if let PointState::Failed(tail) = state {
-            failed += 1;
             for line in tail.lines() {
                 println!("               │ {line}");
             }
         }
     }
-    let done = states
+    println!("{}", slurm::progress_line(&states));
+    let failed = states
         .iter()
-        .filter(|(_, s)| *s == PointState::Finished)
+        .filter(|(_, s)| matches!(s, PointState::Failed(_)))
         .count();
-    println!("{done} of {} finished", states.len());
     if failed > 0 {
         anyhow::bail!("{failed} point(s) failed: `lab grid --slurm --submit` again resumes them from their last checkpoint");
     }
     Ok(())
-}
-
-fn absolute(path: &Path) -> Result<PathBuf> {
-    Ok(if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()?.join(path)
-    })
 }

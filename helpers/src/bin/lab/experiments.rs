@@ -123,18 +123,13 @@ pub fn grid(args: GridArgs, session: &Session) -> Result<()> {
         return Ok(());
     }
     if args.cluster.slurm {
-        let root = args
-            .root
-            .clone()
-            .unwrap_or_else(|| session.runs_root.clone());
-        let runs = session.profile.apply_points(points.clone());
+        let kind = helpers::slurm::SweepKind::Grid;
         return crate::cluster::sweep(
             &args.cluster,
-            &cfg.name,
             &args.config,
-            &points,
-            &runs,
-            &root,
+            kind,
+            session,
+            args.root.as_deref(),
         );
     }
     let points = session.profile.apply_points(points);
@@ -150,13 +145,14 @@ pub fn ablate(args: AblateArgs, session: &Session) -> Result<()> {
     let points = sweep::ablation_points(&cfg, args.seeds)
         .with_context(|| format!("ablations of {}", args.config.display()))?;
     if args.cluster.slurm {
-        let root = args
-            .root
-            .clone()
-            .unwrap_or_else(|| session.runs_root.clone());
-        let name = crate::cluster::sweep_name(&cfg.name, true);
-        let runs = session.profile.apply_points(points.clone());
-        return crate::cluster::sweep(&args.cluster, &name, &args.config, &points, &runs, &root);
+        let kind = helpers::slurm::SweepKind::Ablations { seeds: args.seeds };
+        return crate::cluster::sweep(
+            &args.cluster,
+            &args.config,
+            kind,
+            session,
+            args.root.as_deref(),
+        );
     }
     let points = session.profile.apply_points(points);
     let data = load_data_for(session, &cfg)?;

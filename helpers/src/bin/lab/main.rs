@@ -62,14 +62,9 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// The comparison of every finished run under a folder, outside Jupyter: table
     /// (HTML, CSV), overlaid curves and metric bars (SVG), one standalone index.html.
-    Report {
-        /// Folder of run directories.
-        #[arg(long, default_value = "saved_models")]
-        runs: PathBuf,
-        /// Output folder.
-        #[arg(long, default_value = "report")]
-        out: PathBuf,
-    },
+    /// With --sweep: only that sweep's points, in the table `lab grid` / `lab ablate`
+    /// prints (e.g. the points a Slurm array job trained).
+    Report(ReportArgs),
     /// Inference latency (p50/p95 ms, images/s) at batch 1, 8, 64: tch eager vs ONNX
     /// Runtime on the run's test images (TorchScript and inference mode: not from Rust).
     BenchInfer(infer::BenchInferArgs),
@@ -164,6 +159,25 @@ struct TrainArgs {
     force: bool,
 }
 
+#[derive(clap::Args)]
+struct ReportArgs {
+    /// Folder of run directories.
+    #[arg(long, default_value = "saved_models")]
+    runs: PathBuf,
+    /// Output folder.
+    #[arg(long, default_value = "report")]
+    out: PathBuf,
+    /// A sweep's config: report its grid's points (every one must be finished).
+    #[arg(long)]
+    sweep: Option<PathBuf>,
+    /// With --sweep: its ablations instead of its grid.
+    #[arg(long, requires = "sweep")]
+    ablations: bool,
+    /// With --ablations: seeds per variant, as given to `lab ablate`.
+    #[arg(long, default_value_t = 1, requires = "ablations")]
+    seeds: usize,
+}
+
 fn main() -> Result<()> {
     // Before anything asks libtorch about CUDA (it decides once per process).
     helpers::backend::load_cuda();
@@ -180,7 +194,7 @@ fn main() -> Result<()> {
         Command::Train(args) => train_cmd(args, &session)?,
         Command::Evaluate { run } => evaluate_cmd(&run)?,
         Command::Bench(args) => bench::run(args)?,
-        Command::Report { runs, out } => report_cmd(&runs, &out)?,
+        Command::Report(args) => report_cmd(args, &session)?,
         Command::BenchEmbed(args) => bench::run_embed(args)?,
         Command::BenchTokenize(args) => bench_text::run(args)?,
         Command::LrFind(args) => experiments::lr_find(args, &session)?,
@@ -259,10 +273,8 @@ fn train_cmd(args: TrainArgs, session: &Session) -> Result<()> {
 }
 
 fn config_with_overrides(args: &TrainArgs, profile: Profile) -> Result<RunConfig> {
-    let mut cfg = RunConfig::from_toml_file(&args.config)?;
     // A sweep config trains its base here; its points come from `lab grid` / `--plan`.
-    cfg.grid.clear();
-    cfg.ablations.clear();
+    let mut cfg = RunConfig::from_toml_file(&args.config)?.run_only();
     for assignment in &args.sets {
         let (key, value) = helpers::sweep::parse_assignment(assignment)?;
         cfg = helpers::sweep::set_key(&cfg, &key, &value)?;
@@ -344,10 +356,24 @@ pub(crate) fn load_data(cfg: &RunConfig) -> Result<Dataset> {
     Ok(helpers::data::load(&cfg.data, cfg.seed)?)
 }
 
-fn report_cmd(runs: &Path, out: &Path) -> Result<()> {
-    let report = helpers::report::runs::build(runs, out)?;
-    let table = helpers::experiment::comparison_table(&report.runs)?;
-    println!("{table}");
+fn report_cmd(args: ReportArgs, session: &Session) -> Result<()> {
+    use helpers::slurm::{ClusterSweep, SweepKind};
+    let report = match &args.sweep {
+        None => helpers::report::runs::build(&args.runs, &args.out)?,
+        Some(config) => {
+            let kind = match args.ablations {
+                true => SweepKind::Ablations { seeds: args.seeds },
+                false => SweepKind::Grid,
+            };
+            // No binary runs here: the sweep only names its points' run directories.
+            let sweep = ClusterSweep::new(config, kind, session, "lab")?.with_root(&args.runs);
+            let runs = sweep.collect()?;
+            let table = sweep.table(&runs)?;
+            let title = format!("Sweep {} in {}", sweep.name, args.runs.display());
+            helpers::report::runs::write(&title, runs, table, &args.out)?
+        }
+    };
+    println!("{}", report.table);
     for f in &report.files {
         println!("wrote {}", f.display());
     }
