@@ -134,6 +134,12 @@ impl RunDir {
         self.file("model_checkpoint.safetensors")
     }
 
+    /// The best weights as PyTorch opens them (`torch.load(…, weights_only=True)`), written
+    /// when the run completes.
+    pub fn pytorch_checkpoint(&self) -> PathBuf {
+        self.file("best.pt")
+    }
+
     /// Weights, optimiser and trainer state of the last finished epoch.
     pub fn last_checkpoint(&self) -> PathBuf {
         self.file("last_checkpoint.safetensors")

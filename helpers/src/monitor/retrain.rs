@@ -473,6 +473,10 @@ fn write_candidate(
     run.write_config(&cfg)?;
     parent.loaders.split.save(&run.file("split.json"))?;
     model.save(&run.best_checkpoint())?;
+    crate::weights::torch_save::convert_safetensors(
+        &run.best_checkpoint(),
+        &run.pytorch_checkpoint(),
+    )?;
     history.save_csv(&run.file("history.csv"))?;
     run.write_metrics(test)?;
     let mut meta = parent.meta.clone();

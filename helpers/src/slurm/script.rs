@@ -130,7 +130,7 @@ fn check_time_limit(limit: &str, root: &Path, runs: &[Point]) -> Result<()> {
         return Err(Error::Argument {
             name: "time".into(),
             reason: format!(
-                "--time {limit} ({seconds:.0} s) is shorter than a point needs: {epochs} epochs at the {per_epoch:.1} s per epoch this sweep's finished points took ≈ {needed:.0} s"
+                "the time limit {limit} (slurm.time or --time: {seconds:.0} s) is shorter than a point needs: {epochs} epochs at the {per_epoch:.1} s per epoch this sweep's finished points took ≈ {needed:.0} s"
             ),
         });
     }

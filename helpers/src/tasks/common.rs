@@ -129,6 +129,7 @@ pub fn train<T: Task, M: RunMeta>(
     let mut best = BestCheckpoint {
         path: run.best_checkpoint(),
         restore_into: Some(task.weights()),
+        pytorch_copy: Some(run.pytorch_checkpoint()),
     };
     let mut early = EarlyStopping {
         patience: t.early_stopping_patience,

@@ -11,11 +11,14 @@ use std::path::PathBuf;
 use tch::Tensor;
 
 /// Saves the weights whenever the validation score improves; at the end of a complete
-/// run, restores them into the model (restore-best).
+/// run, restores them into the model (restore-best) and writes their PyTorch copy.
 pub struct BestCheckpoint {
     pub path: PathBuf,
     /// The model's tensors, to copy the best weights back into at the end.
     pub restore_into: Option<Vec<(String, Tensor)>>,
+    /// Where the best weights go as a `torch.save` file once the run completes (once,
+    /// not at every improvement: the safetensors file is what resuming reads).
+    pub pytorch_copy: Option<PathBuf>,
 }
 
 impl Callback for BestCheckpoint {
@@ -27,6 +30,9 @@ impl Callback for BestCheckpoint {
     }
 
     fn on_end(&mut self, _state: &LoopState) -> Result<()> {
+        if let Some(copy) = &self.pytorch_copy {
+            crate::weights::torch_save::convert_safetensors(&self.path, copy)?;
+        }
         match &self.restore_into {
             Some(vars) => checkpoint::load_named(vars, &self.path),
             None => Ok(()),

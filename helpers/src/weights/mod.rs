@@ -1,9 +1,11 @@
 //! Weight files, read as data: where packaged weights come from ([`resolve`]), and
 //! reading PyTorch checkpoint files safely ([`torch_file`], [`pickle`]: data only, no
-//! code runs) or safetensors ([`read_file`]). Loading them into a model by name is
+//! code runs) or safetensors ([`read_file`]); writing them as PyTorch opens them
+//! ([`torch_save`]). Loading them into a model by name is
 //! [`crate::models::pretrained`]'s.
 pub mod pickle;
 pub mod torch_file;
+pub mod torch_save;
 
 use crate::io::venv::{site_packages, venv_dir};
 use crate::{Error, Result};

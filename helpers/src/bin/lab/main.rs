@@ -68,14 +68,19 @@ enum Command {
     /// Inference latency (p50/p95 ms, images/s) at batch 1, 8, 64: tch eager vs ONNX
     /// Runtime on the run's test images (TorchScript and inference mode: not from Rust).
     BenchInfer(infer::BenchInferArgs),
-    /// Export a run's best checkpoint to ONNX (opset 17, dynamic batch, BN folded).
+    /// Export a run's best checkpoint to ONNX (opset 17, dynamic batch, BN folded),
+    /// and/or write the PyTorch definition its best.pt loads into.
     Export {
         /// Run directory, e.g. saved_models/fashion_cnn.
         #[arg(long)]
         run: PathBuf,
-        /// Output file, e.g. model.onnx.
+        /// ONNX output file, e.g. model.onnx.
+        #[arg(long, required_unless_present = "pytorch")]
+        out: Option<PathBuf>,
+        /// Python file of the network as an `nn.Module`, e.g. model.py: `model.load(
+        /// "<run>/best.pt")` reloads the best weights with strict=True.
         #[arg(long)]
-        out: PathBuf,
+        pytorch: Option<PathBuf>,
     },
     /// Predict with a regression run (the rows of --csv, written to --out with a
     /// predicted_<target> column), a text run (each --text, printed with its class and
@@ -201,7 +206,7 @@ fn main() -> Result<()> {
         Command::Grid(args) => experiments::grid(args, &session)?,
         Command::Ablate(args) => experiments::ablate(args, &session)?,
         Command::Explain(args) => explain::explain(args)?,
-        Command::Export { run, out } => export_cmd(&run, &out)?,
+        Command::Export { run, out, pytorch } => export_cmd(&run, out.as_deref(), pytorch.as_deref())?,
         Command::BenchInfer(args) => infer::bench_infer(args)?,
         Command::Predict { run, out, image, .. } if !image.is_empty() => {
             let out = out.unwrap_or_else(|| "predictions".into());
@@ -393,16 +398,47 @@ fn evaluate_cmd(run: &Path) -> Result<()> {
     Ok(())
 }
 
-fn export_cmd(run: &Path, out: &Path) -> Result<()> {
+fn export_cmd(run: &Path, onnx: Option<&Path>, pytorch: Option<&Path>) -> Result<()> {
     let cfg = helpers::run::RunDir::at(run).config()?;
     let data = load_data(&cfg)?;
     let trained =
         TrainedRun::load(run, &data).with_context(|| format!("loading run {}", run.display()))?;
-    helpers::deploy::export(&trained.model, out)?;
+    if let Some(out) = onnx {
+        helpers::deploy::export(&trained.model, out)?;
+        println!(
+            "wrote {} (input `input` [batch, {:?}], output `logits`)",
+            out.display(),
+            trained.model.input_shape
+        );
+    }
+    if let Some(out) = pytorch {
+        export_pytorch(&trained, &data.classes, out)?;
+    }
+    Ok(())
+}
+
+/// The definition at `out`, and the run's best.pt (converted from its safetensors when a
+/// run from before best.pt existed lacks it).
+fn export_pytorch(trained: &TrainedRun, classes: &[String], out: &Path) -> Result<()> {
+    use helpers::deploy::pytorch::{export_definition, Provenance};
+    let run = &trained.run;
+    let name = run.path.file_name().unwrap_or_default().to_string_lossy();
+    let hash = trained.config.hash();
+    let about = Provenance {
+        run: &name,
+        config_hash: &hash,
+        classes,
+        norm: &trained.loaders.norm,
+    };
+    export_definition(&trained.model, &about, out)?;
+    let weights = run.pytorch_checkpoint();
+    if !weights.is_file() {
+        helpers::weights::torch_save::convert_safetensors(&run.best_checkpoint(), &weights)?;
+    }
     println!(
-        "wrote {} (input `input` [batch, {:?}], output `logits`)",
+        "wrote {}: `model.load(\"{}\")` gives the network with its best weights (strict=True); `model.preprocess(uint8 images)` its input",
         out.display(),
-        trained.model.input_shape
+        weights.display()
     );
     Ok(())
 }

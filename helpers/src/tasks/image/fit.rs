@@ -208,6 +208,7 @@ impl Training<'_> {
         let mut best = BestCheckpoint {
             path: self.run.best_checkpoint(),
             restore_into: Some(self.model.weights()),
+            pytorch_copy: Some(self.run.pytorch_checkpoint()),
         };
         let mut early = EarlyStopping {
             patience: t.early_stopping_patience,
