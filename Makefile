@@ -1,4 +1,4 @@
-# make report   restart-and-run-all notebook.ipynb in place, then report.html (and notebooks/{regression,text,detection}.ipynb → .html)
+# make report   restart-and-run-all notebook.ipynb in place, then report.html and report.pdf (and notebooks/{regression,text,detection}.ipynb → .html)
 #               (REPORT_CODE=--hide-code: code collapsed behind a button; --no-code: left out)
 # make test     cargo tests, lab serve end to end (browser, promtool, flood, kill -9), then the
 #               notebooks headless on the smoke profile, then opened
@@ -14,6 +14,8 @@ VENV := $(shell $(ENV) && echo $$LAB_VENV)
 PY := $(VENV)/bin/python
 NOTEBOOK_TIMEOUT ?= 3600
 REPORT_CODE ?=
+# What the printed report must show: its sections' text, pages of figures.
+PDF_CHECKS := --min-pages 10 --min-figure-pages 6 --expect "1. Problem" --expect "6. Conclusion"
 # The regression track's notebook (tabular and time series), run beside the main one.
 REGRESSION := notebooks/regression.ipynb
 # The text-classification track's notebook.
@@ -42,6 +44,8 @@ test: setup
 	  $(PY) scripts/build_report.py $$tmp/notebook.ipynb $$tmp/report.html --hide-code && \
 	  $(PY) scripts/check_notebook.py $$tmp/notebook.ipynb --min-svg 12 --min-html 17 --html $$tmp/report.html && \
 	  $(PY) scripts/check_report_render.py $$tmp/report.html $$tmp/report.png && \
+	  $(PY) scripts/build_pdf.py $$tmp/report.html $$tmp/report.pdf && \
+	  $(PY) scripts/check_pdf.py $$tmp/report.pdf $(PDF_CHECKS) && \
 	  LAB_PROFILE=smoke LAB_RUNS=$$tmp/saved_models $(PY) scripts/run_notebook.py $(REGRESSION) $$tmp/regression.ipynb --timeout $(NOTEBOOK_TIMEOUT) && \
 	  $(PY) scripts/build_report.py $$tmp/regression.ipynb $$tmp/regression.html --hide-code && \
 	  $(PY) scripts/check_notebook.py $$tmp/regression.ipynb --min-svg 5 --min-html 13 --html $$tmp/regression.html && \
@@ -59,6 +63,8 @@ report: setup
 	$(PY) scripts/run_notebook.py notebook.ipynb notebook.ipynb --timeout $(NOTEBOOK_TIMEOUT)
 	$(PY) scripts/build_report.py notebook.ipynb report.html $(REPORT_CODE)
 	$(PY) scripts/check_notebook.py notebook.ipynb --min-svg 12 --min-html 17 --html report.html
+	$(PY) scripts/build_pdf.py report.html report.pdf
+	$(PY) scripts/check_pdf.py report.pdf $(PDF_CHECKS)
 	$(PY) scripts/run_notebook.py $(REGRESSION) $(REGRESSION) --timeout $(NOTEBOOK_TIMEOUT)
 	$(PY) scripts/build_report.py $(REGRESSION) notebooks/regression.html $(REPORT_CODE)
 	$(PY) scripts/check_notebook.py $(REGRESSION) --min-svg 5 --min-html 13 --html notebooks/regression.html
