@@ -167,13 +167,22 @@ impl Profile {
             .collect()
     }
 
+    /// What this profile appends to run names: "", `-smoke` or `-full`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Profile::Default => "",
+            Profile::Smoke => "-smoke",
+            Profile::Full => "-full",
+        }
+    }
+
     /// `cfg` scaled to this profile. Scaled runs get a name suffix so they never collide
     /// with full-size runs in `saved_models/`.
     pub fn apply(self, mut cfg: RunConfig) -> RunConfig {
+        cfg.name = format!("{}{}", cfg.name, self.suffix());
         match self {
             Profile::Default => {}
             Profile::Smoke => {
-                cfg.name = format!("{}-smoke", cfg.name);
                 cfg.train.epochs = cfg.train.epochs.min(2);
                 cfg.data.train_limit = 3000;
                 cfg.data.test_limit = 1000;
@@ -183,7 +192,6 @@ impl Profile {
                 }
             }
             Profile::Full => {
-                cfg.name = format!("{}-full", cfg.name);
                 cfg.train.epochs *= 2;
             }
         }

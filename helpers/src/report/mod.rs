@@ -1,6 +1,8 @@
-//! The report's own pieces: the HTML index of a folder of runs ([`runs`]). Tables and
+//! The report's own pieces: the HTML index of a folder of runs ([`runs`]) and the
+//! folders an assignment collects ([`handin`]). Tables and
 //! Markdown are [`crate::render`]'s; the environment table is [`crate::backend::versions`].
 pub mod findings;
+pub mod handin;
 pub mod regression;
 pub mod runs;
 

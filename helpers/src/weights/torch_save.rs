@@ -81,12 +81,14 @@ fn storage_class(path: &Path, name: &str, kind: Kind) -> Result<&'static str> {
         Kind::Int8 => "CharStorage",
         Kind::Uint8 => "ByteStorage",
         Kind::Bool => "BoolStorage",
-        other => return Err(Error::data(
-            path,
-            format!(
+        other => {
+            return Err(Error::data(
+                path,
+                format!(
                 "tensor `{name}` has dtype {other:?}, which a PyTorch checkpoint here cannot hold"
             ),
-        )),
+            ))
+        }
     })
 }
 

@@ -62,6 +62,9 @@ enum Command {
     Explain(explain::ExplainArgs),
     /// The comparison of every finished run under a folder, outside Jupyter: table
     /// (HTML, CSV), overlaid curves and metric bars (SVG), one standalone index.html.
+    /// Lay out what an assignment collects from existing runs (copied or converted,
+    /// never retrained), with MANIFEST.json: where each file came from.
+    Handin(HandinArgs),
     /// With --sweep: only that sweep's points, in the table `lab grid` / `lab ablate`
     /// prints (e.g. the points a Slurm array job trained).
     Report(ReportArgs),
@@ -183,6 +186,29 @@ struct ReportArgs {
     seeds: usize,
 }
 
+#[derive(clap::Args)]
+struct HandinArgs {
+    /// project (best.pt, config, notebook), transfer (saved_models/<run>/model_checkpoint.pt
+    /// and logs/) or mlops (checkpoints/, exports/model.onnx, logs/predictions.csv).
+    #[arg(long)]
+    layout: String,
+    /// Folder of run directories.
+    #[arg(long, default_value = "saved_models")]
+    runs: PathBuf,
+    /// The main run (project and mlops layouts; default: fashion_cnn under the profile).
+    #[arg(long)]
+    run: Option<String>,
+    /// The notebook to hand in with the files.
+    #[arg(long)]
+    notebook: Option<PathBuf>,
+    /// The server's prediction log (`predictions.csv` of `lab serve --log-dir`), mlops only.
+    #[arg(long)]
+    prediction_log: Option<PathBuf>,
+    /// Output folder (files already there are never overwritten).
+    #[arg(long)]
+    out: PathBuf,
+}
+
 fn main() -> Result<()> {
     // Before anything asks libtorch about CUDA (it decides once per process).
     helpers::backend::load_cuda();
@@ -200,6 +226,7 @@ fn main() -> Result<()> {
         Command::Evaluate { run } => evaluate_cmd(&run)?,
         Command::Bench(args) => bench::run(args)?,
         Command::Report(args) => report_cmd(args, &session)?,
+        Command::Handin(args) => handin_cmd(args, &session)?,
         Command::BenchEmbed(args) => bench::run_embed(args)?,
         Command::BenchTokenize(args) => bench_text::run(args)?,
         Command::LrFind(args) => experiments::lr_find(args, &session)?,
@@ -359,6 +386,29 @@ pub(crate) fn load_data_for(session: &Session, cfg: &RunConfig) -> Result<Datase
 /// The config's dataset, as it is on disk.
 pub(crate) fn load_data(cfg: &RunConfig) -> Result<Dataset> {
     Ok(helpers::data::load(&cfg.data, cfg.seed)?)
+}
+
+fn handin_cmd(args: HandinArgs, session: &Session) -> Result<()> {
+    use helpers::report::handin::{build, Layout, Sources};
+    let suffix = session.profile.suffix();
+    let sources = Sources {
+        runs: args.runs,
+        run: args.run.unwrap_or(format!("fashion_cnn{suffix}")),
+        suffix: suffix.into(),
+        notebook: args.notebook,
+        prediction_log: args.prediction_log,
+    };
+    let manifest = build(Layout::parse(&args.layout)?, &sources, &args.out)?;
+    for entry in &manifest.files {
+        println!("{:<56} ← {}", entry.file.display(), entry.source.display());
+    }
+    println!(
+        "{} files in {}; where each came from: {}",
+        manifest.files.len(),
+        args.out.display(),
+        args.out.join("MANIFEST.json").display()
+    );
+    Ok(())
 }
 
 fn report_cmd(args: ReportArgs, session: &Session) -> Result<()> {

@@ -1,0 +1,280 @@
+//! Hand-in folders: the files an assignment collects, laid out as its text names them,
+//! from existing runs — copied (or, for a run from before `best.pt` existed, converted
+//! from its safetensors checkpoint), never retrained. `MANIFEST.json` says where each
+//! file came from: the run, its config hash and the file's SHA-256.
+//!
+//! Layouts:
+//! - [`Layout::Project`] (the project tracks): `best.pt`, `config.toml`, the notebook;
+//! - [`Layout::Transfer`] (transfer learning + Grad-CAM): `saved_models/<run>/model_checkpoint.pt`
+//!   and `saved_models/<run>/logs/` for `cnn_scratch`, `baseline_pretrained` and every
+//!   `tuned_variant_*` run, and the notebook;
+//! - [`Layout::Mlops`] (deployment and monitoring): `checkpoints/best_model.pth`,
+//!   `checkpoints/model_retrained.pth` (the run the deployment pointer names, when a
+//!   retrained candidate was promoted), `exports/model.onnx`, the server's
+//!   `logs/predictions.csv` when given, and the notebook.
+//!
+//! Nothing in an existing folder is overwritten: a destination file that already exists
+//! with other content is an error naming it, before anything is written.
+use crate::run::RunDir;
+use crate::{Error, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Which assignment's layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Project,
+    Transfer,
+    Mlops,
+}
+
+impl Layout {
+    pub const NAMES: [&'static str; 3] = ["project", "transfer", "mlops"];
+
+    pub fn parse(name: &str) -> Result<Layout> {
+        match name {
+            "project" => Ok(Layout::Project),
+            "transfer" => Ok(Layout::Transfer),
+            "mlops" => Ok(Layout::Mlops),
+            other => Err(Error::Argument {
+                name: "layout".into(),
+                reason: format!(
+                    "`{other}` is not a hand-in layout; one of: {}",
+                    Layout::NAMES.join(", ")
+                ),
+            }),
+        }
+    }
+}
+
+/// Where the hand-in's files come from.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// Folder of run directories.
+    pub runs: PathBuf,
+    /// The main run's name (the project's and the MLOps layout's model).
+    pub run: String,
+    /// The profile's run-name suffix (`Profile::suffix`): the transfer layout's runs are
+    /// `cnn_scratch<suffix>` …, handed in under the names the assignment gives.
+    pub suffix: String,
+    /// The notebook handed in with the files.
+    pub notebook: Option<PathBuf>,
+    /// The server's prediction log (`lab serve --log-dir`), for the MLOps layout.
+    pub prediction_log: Option<PathBuf>,
+}
+
+/// One file of a hand-in and where it came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// Path inside the hand-in folder.
+    pub file: PathBuf,
+    pub source: PathBuf,
+    /// The run it belongs to, with its config hash.
+    pub run: Option<String>,
+    pub config_hash: Option<String>,
+    pub sha256: String,
+}
+
+/// What [`build`] wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub layout: &'static str,
+    pub files: Vec<Entry>,
+}
+
+/// A planned file: destination, source, and the run it comes from.
+struct Planned {
+    file: PathBuf,
+    source: PathBuf,
+    run: Option<RunDir>,
+}
+
+/// Lays out the `layout` hand-in of `sources` in `out` and writes `MANIFEST.json`.
+pub fn build(layout: Layout, sources: &Sources, out: &Path) -> Result<Manifest> {
+    let planned = plan(layout, sources)?;
+    for p in &planned {
+        refuse_overwrite(&p.source, &out.join(&p.file))?;
+    }
+    let mut files = Vec::with_capacity(planned.len());
+    for p in planned {
+        let dest = out.join(&p.file);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        let bytes = std::fs::read(&p.source).map_err(|e| Error::io(&p.source, e))?;
+        crate::io::write_atomic(&dest, &bytes)?;
+        let (run, config_hash) = match &p.run {
+            Some(r) => (Some(dir_name(&r.path)), Some(r.config()?.hash())),
+            None => (None, None),
+        };
+        files.push(Entry {
+            file: p.file,
+            source: p.source,
+            run,
+            config_hash,
+            sha256: crate::io::sha256_file(&dest)?,
+        });
+    }
+    let manifest = Manifest {
+        layout: Layout::NAMES[layout as usize],
+        files,
+    };
+    crate::io::write_json(&out.join("MANIFEST.json"), &manifest)?;
+    Ok(manifest)
+}
+
+fn plan(layout: Layout, sources: &Sources) -> Result<Vec<Planned>> {
+    let mut planned = Vec::new();
+    match layout {
+        Layout::Project => {
+            let run = finished_run(&sources.runs, &sources.run)?;
+            planned.push(weights(&run, "best.pt")?);
+            planned.push(run_file(&run, "config.toml", "config.toml")?);
+        }
+        Layout::Transfer => {
+            for run in transfer_runs(&sources.runs, &sources.suffix)? {
+                let name = dir_name(&run.path);
+                let handed_in = name.strip_suffix(sources.suffix.as_str()).unwrap_or(&name);
+                let dir = PathBuf::from("saved_models").join(handed_in);
+                planned.push(weights(&run, dir.join("model_checkpoint.pt"))?);
+                for log in files_in(&run.file("logs"))? {
+                    let file = dir.join("logs").join(log.file_name().unwrap_or_default());
+                    planned.push(Planned {
+                        file,
+                        source: log,
+                        run: Some(run.clone()),
+                    });
+                }
+            }
+        }
+        Layout::Mlops => {
+            let run = finished_run(&sources.runs, &sources.run)?;
+            planned.push(weights(&run, "checkpoints/best_model.pth")?);
+            planned.push(run_file(&run, "model.onnx", "exports/model.onnx")?);
+            let pointer = crate::monitor::retrain::deployed_pointer(&sources.runs)?;
+            // A promoted candidate is the retrained model; the parent itself is not.
+            if let Some(p) = pointer.filter(|p| dir_name(&p.run) != sources.run) {
+                let retrained = finished_run(&sources.runs, &dir_name(&p.run))?;
+                planned.push(weights(&retrained, "checkpoints/model_retrained.pth")?);
+            }
+            if let Some(log) = &sources.prediction_log {
+                planned.push(plain(log, "logs/predictions.csv")?);
+            }
+        }
+    }
+    if let Some(notebook) = &sources.notebook {
+        let name = notebook.file_name().unwrap_or_default();
+        planned.push(plain(notebook, name)?);
+    }
+    Ok(planned)
+}
+
+/// A finished run of `root`, or an error saying what to run.
+fn finished_run(root: &Path, name: &str) -> Result<RunDir> {
+    let run = RunDir::at(root.join(name));
+    if !run.is_finished() {
+        return Err(Error::data(&run.path, "not a finished run (meta.json must say status finished)")
+            .with_hint(format!("train it first (`lab train … --name {name}`, or `--resume` an unfinished one), or name another with --run")));
+    }
+    Ok(run)
+}
+
+/// The run's best weights as a PyTorch file at `file`; converted first when missing.
+fn weights(run: &RunDir, file: impl Into<PathBuf>) -> Result<Planned> {
+    let source = run.pytorch_checkpoint();
+    if !source.is_file() {
+        crate::weights::torch_save::convert_safetensors(&run.best_checkpoint(), &source)?;
+    }
+    Ok(Planned {
+        file: file.into(),
+        source,
+        run: Some(run.clone()),
+    })
+}
+
+fn run_file(run: &RunDir, name: &str, file: &str) -> Result<Planned> {
+    let source = run.file(name);
+    if !source.is_file() {
+        return Err(
+            Error::data(&source, "missing from the run").with_hint(match name {
+                "model.onnx" => "export it: `lab export --run <run> --out <run>/model.onnx`",
+                _ => "the run directory is incomplete: retrain it with --force",
+            }),
+        );
+    }
+    Ok(Planned {
+        file: file.into(),
+        source,
+        run: Some(run.clone()),
+    })
+}
+
+fn plain(source: &Path, file: impl Into<PathBuf>) -> Result<Planned> {
+    if !source.is_file() {
+        return Err(Error::data(source, "file not found"));
+    }
+    Ok(Planned {
+        file: file.into(),
+        source: source.to_path_buf(),
+        run: None,
+    })
+}
+
+/// The transfer-learning assignment's runs under `root` (names ending in `suffix`),
+/// each finished.
+fn transfer_runs(root: &Path, suffix: &str) -> Result<Vec<RunDir>> {
+    let mut runs = vec![
+        finished_run(root, &format!("cnn_scratch{suffix}"))?,
+        finished_run(root, &format!("baseline_pretrained{suffix}"))?,
+    ];
+    let profiled = |name: &str| match suffix {
+        "" => !name.ends_with("-smoke") && !name.ends_with("-full"),
+        s => name.ends_with(s),
+    };
+    let mut tuned: Vec<PathBuf> = std::fs::read_dir(root)
+        .map_err(|e| Error::io(root, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| dir_name(p).starts_with("tuned_variant_") && profiled(&dir_name(p)))
+        .collect();
+    tuned.sort();
+    if tuned.is_empty() {
+        return Err(Error::data(root, "no tuned_variant_* run")
+            .with_hint("train the tuned variants: `lab grid --config configs/transfer.toml`"));
+    }
+    for path in tuned {
+        runs.push(finished_run(root, &dir_name(&path))?);
+    }
+    Ok(runs)
+}
+
+fn files_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e).with_hint("the run has no TensorBoard logs: retrain it"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && !dir_name(p).starts_with('.'))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// An existing destination is fine only when it already holds the source's bytes.
+fn refuse_overwrite(source: &Path, dest: &Path) -> Result<()> {
+    if !dest.exists() {
+        return Ok(());
+    }
+    let same = dest.is_file() && crate::io::sha256_file(dest)? == crate::io::sha256_file(source)?;
+    if same {
+        return Ok(());
+    }
+    Err(Error::data(
+        dest,
+        "already exists with other content; nothing was written",
+    )
+    .with_hint("give an empty --out folder, or remove that file"))
+}
+
+fn dir_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,145 @@
+//! Hand-in folders from existing runs (`report::handin`): the files each layout names,
+//! copied or converted (never retrained), a manifest with their SHA-256, and nothing
+//! overwritten when the folder already holds other content.
+mod common;
+
+use common::{serial, synth_dataset, tiny_config};
+use helpers::report::handin::{build, Layout, Sources};
+use helpers::run::Existing;
+use helpers::tasks::image::{fit_with, FitOptions};
+use helpers::train::Silent;
+use std::path::Path;
+
+fn train(root: &Path, names: &[&str]) {
+    let _lock = serial();
+    let data = synth_dataset();
+    let opts = FitOptions {
+        root: root.to_path_buf(),
+        existing: Existing::Force,
+        stop_after_epochs: None,
+    };
+    for name in names {
+        let mut cfg = tiny_config(name);
+        cfg.train.epochs = 1;
+        fit_with(&cfg, &data, &opts, &mut Silent).unwrap();
+    }
+}
+
+fn sources(root: &Path, run: &str, notebook: Option<&Path>) -> Sources {
+    Sources {
+        runs: root.to_path_buf(),
+        run: run.into(),
+        suffix: String::new(),
+        notebook: notebook.map(Path::to_path_buf),
+        prediction_log: None,
+    }
+}
+
+#[test]
+fn project_layout_copies_the_run_and_never_overwrites_other_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("runs");
+    train(&root, &["fashion_cnn"]);
+    let notebook = dir.path().join("notebook.ipynb");
+    std::fs::write(&notebook, "{}").unwrap();
+    let out = dir.path().join("handin");
+
+    let manifest = build(
+        Layout::Project,
+        &sources(&root, "fashion_cnn", Some(&notebook)),
+        &out,
+    )
+    .unwrap();
+    let files: Vec<String> = manifest
+        .files
+        .iter()
+        .map(|e| e.file.display().to_string())
+        .collect();
+    assert_eq!(files, ["best.pt", "config.toml", "notebook.ipynb"]);
+    assert_eq!(
+        std::fs::read(out.join("best.pt")).unwrap(),
+        std::fs::read(root.join("fashion_cnn/best.pt")).unwrap()
+    );
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("MANIFEST.json")).unwrap()).unwrap();
+    assert_eq!(written["files"][0]["run"], "fashion_cnn");
+    assert_eq!(
+        written["files"][0]["sha256"].as_str().unwrap(),
+        helpers::io::sha256_file(&out.join("best.pt")).unwrap()
+    );
+    // The same hand-in again is fine; a changed file in the folder is refused, untouched.
+    build(
+        Layout::Project,
+        &sources(&root, "fashion_cnn", Some(&notebook)),
+        &out,
+    )
+    .unwrap();
+    std::fs::write(out.join("config.toml"), "edited by hand").unwrap();
+    let err = build(Layout::Project, &sources(&root, "fashion_cnn", None), &out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("config.toml") && err.contains("already exists"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("config.toml")).unwrap(),
+        "edited by hand"
+    );
+
+    let err = build(
+        Layout::Project,
+        &sources(&root, "no_such_run", None),
+        &dir.path().join("x"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("no_such_run") && err.contains("not a finished run"),
+        "{err}"
+    );
+}
+
+#[test]
+fn transfer_layout_names_each_run_and_converts_runs_without_best_pt() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("runs");
+    train(
+        &root,
+        &[
+            "cnn_scratch",
+            "baseline_pretrained",
+            "tuned_variant_lr_0.01",
+        ],
+    );
+    // A run from before best.pt was written: converted from its safetensors checkpoint.
+    std::fs::remove_file(root.join("cnn_scratch/best.pt")).unwrap();
+    let out = dir.path().join("handin");
+    let manifest = build(Layout::Transfer, &sources(&root, "", None), &out).unwrap();
+    for run in [
+        "cnn_scratch",
+        "baseline_pretrained",
+        "tuned_variant_lr_0.01",
+    ] {
+        let checkpoint = out
+            .join("saved_models")
+            .join(run)
+            .join("model_checkpoint.pt");
+        let tensors = helpers::weights::torch_file::read_state_dict(&checkpoint).unwrap();
+        assert!(tensors.iter().any(|(n, _)| n == "fc.weight"), "{run}");
+        let logs = out.join("saved_models").join(run).join("logs");
+        assert!(std::fs::read_dir(&logs).unwrap().count() > 0, "{run} logs");
+    }
+    assert!(manifest.files.iter().all(|e| e.config_hash.is_some()));
+
+    let missing = dir.path().join("empty");
+    std::fs::create_dir_all(&missing).unwrap();
+    let err = build(
+        Layout::Transfer,
+        &sources(&missing, "", None),
+        &dir.path().join("y"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("cnn_scratch"), "{err}");
+}
