@@ -1,4 +1,5 @@
-//! Hand-in folders from existing runs (`report::handin`): the files each layout names,
+//! Hand-in folders from existing runs (`report::handin`) and the assignments' checklists
+//! (`report::checklist`): the files each layout names,
 //! copied or converted (never retrained), a manifest with their SHA-256, and nothing
 //! overwritten when the folder already holds other content.
 mod common;
@@ -142,4 +143,107 @@ fn transfer_layout_names_each_run_and_converts_runs_without_best_pt() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("cnn_scratch"), "{err}");
+}
+
+/// A notebook with the given cells: (markdown or code, source, execution count, output).
+fn notebook(path: &Path, cells: &[(&str, &str, Option<u64>, &str)]) {
+    let cells: Vec<serde_json::Value> = cells
+        .iter()
+        .map(|(kind, source, count, output)| {
+            serde_json::json!({
+                "cell_type": kind, "source": source, "metadata": {},
+                "execution_count": count,
+                "outputs": [{"output_type": "execute_result", "data": {"text/html": output}}],
+            })
+        })
+        .collect();
+    std::fs::write(path, serde_json::json!({ "cells": cells }).to_string()).unwrap();
+}
+
+#[test]
+fn the_transfer_checklist_reads_runs_and_notebook() {
+    use helpers::report::checklist::{check, Inputs, Verdict};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("runs");
+    train(&root, &["cnn_scratch", "baseline_pretrained"]);
+    {
+        let _lock = serial();
+        for lr in [0.003, 0.01, 0.03] {
+            let mut cfg = tiny_config(&format!("tuned_variant_lr_{lr}"));
+            cfg.train.epochs = 1;
+            cfg.train.lr = lr;
+            let opts = FitOptions {
+                root: root.clone(),
+                existing: Existing::Force,
+                stop_after_epochs: None,
+            };
+            fit_with(&cfg, &synth_dataset(), &opts, &mut Silent).unwrap();
+        }
+    }
+    let nb = dir.path().join("notebook.ipynb");
+    let inputs = Inputs {
+        runs: root.clone(),
+        run: String::new(),
+        suffix: String::new(),
+        notebook: nb.clone(),
+        handin: None,
+    };
+    let cells = [
+        (
+            "markdown",
+            "## What the model looks at: Grad-CAM\nFive maps.",
+            None,
+            "",
+        ),
+        ("code", "gallery", Some(1), "<svg/>"),
+        ("markdown", "### Misclassified cases", None, ""),
+        ("code", "errors", Some(2), "<svg/>"),
+    ];
+    notebook(&nb, &cells);
+    let report = check(Layout::Transfer, &inputs).unwrap();
+    let text: Vec<String> = report.iter().map(|r| r.to_string()).collect();
+    assert!(
+        report
+            .iter()
+            .all(|r| !matches!(r.verdict, Verdict::Missing(_))),
+        "{text:#?}"
+    );
+    assert_eq!(
+        report
+            .iter()
+            .filter(|r| matches!(r.verdict, Verdict::Manual(_)))
+            .count(),
+        2
+    );
+
+    // A cell run out of order, and a variant that changes a second key, are named.
+    let mut out_of_order = cells;
+    out_of_order[3].2 = Some(1);
+    notebook(&nb, &out_of_order);
+    let mut cfg = tiny_config("tuned_variant_lr_0.1");
+    cfg.train.epochs = 2;
+    cfg.train.lr = 0.1;
+    let opts = FitOptions {
+        root: root.clone(),
+        existing: Existing::Force,
+        stop_after_epochs: None,
+    };
+    {
+        let _lock = serial();
+        fit_with(&cfg, &synth_dataset(), &opts, &mut Silent).unwrap();
+    }
+    let text: Vec<String> = check(Layout::Transfer, &inputs)
+        .unwrap()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    assert!(
+        text[0].starts_with("✗") && text[0].contains("out of order"),
+        "{text:#?}"
+    );
+    let variants = text.iter().find(|t| t.contains("tuned variants")).unwrap();
+    assert!(
+        variants.starts_with("✗") && variants.contains("train.epochs"),
+        "{variants}"
+    );
 }

@@ -227,16 +227,7 @@ fn transfer_runs(root: &Path, suffix: &str) -> Result<Vec<RunDir>> {
         finished_run(root, &format!("cnn_scratch{suffix}"))?,
         finished_run(root, &format!("baseline_pretrained{suffix}"))?,
     ];
-    let profiled = |name: &str| match suffix {
-        "" => !name.ends_with("-smoke") && !name.ends_with("-full"),
-        s => name.ends_with(s),
-    };
-    let mut tuned: Vec<PathBuf> = std::fs::read_dir(root)
-        .map_err(|e| Error::io(root, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| dir_name(p).starts_with("tuned_variant_") && profiled(&dir_name(p)))
-        .collect();
-    tuned.sort();
+    let tuned = tuned_variant_dirs(root, suffix);
     if tuned.is_empty() {
         return Err(Error::data(root, "no tuned_variant_* run")
             .with_hint("train the tuned variants: `lab grid --config configs/transfer.toml`"));
@@ -245,6 +236,26 @@ fn transfer_runs(root: &Path, suffix: &str) -> Result<Vec<RunDir>> {
         runs.push(finished_run(root, &dir_name(&path))?);
     }
     Ok(runs)
+}
+
+/// `tuned_variant_*` folders of `root` under the profile with run-name `suffix`, sorted
+/// (a plain name never ends in another profile's suffix).
+pub(super) fn tuned_variant_dirs(root: &Path, suffix: &str) -> Vec<PathBuf> {
+    let profiled = |name: &str| match suffix {
+        "" => !name.ends_with("-smoke") && !name.ends_with("-full"),
+        s => name.ends_with(s),
+    };
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = dir_name(p);
+            name.starts_with("tuned_variant_") && profiled(&name)
+        })
+        .collect();
+    dirs.sort();
+    dirs
 }
 
 fn files_in(dir: &Path) -> Result<Vec<PathBuf>> {

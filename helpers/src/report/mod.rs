@@ -1,6 +1,7 @@
 //! The report's own pieces: the HTML index of a folder of runs ([`runs`]) and the
-//! folders an assignment collects ([`handin`]). Tables and
+//! folders an assignment collects ([`handin`]) with its checklist ([`checklist`]). Tables and
 //! Markdown are [`crate::render`]'s; the environment table is [`crate::backend::versions`].
+pub mod checklist;
 pub mod findings;
 pub mod handin;
 pub mod regression;

@@ -65,6 +65,9 @@ enum Command {
     /// Lay out what an assignment collects from existing runs (copied or converted,
     /// never retrained), with MANIFEST.json: where each file came from.
     Handin(HandinArgs),
+    /// An assignment's checklist (project, transfer or mlops): ✓/✗ per requirement from
+    /// the runs, the notebook and the hand-in folder; non-zero exit on any ✗.
+    Check(CheckArgs),
     /// With --sweep: only that sweep's points, in the table `lab grid` / `lab ablate`
     /// prints (e.g. the points a Slurm array job trained).
     Report(ReportArgs),
@@ -209,6 +212,25 @@ struct HandinArgs {
     out: PathBuf,
 }
 
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// project, transfer or mlops (as `lab handin --layout`).
+    #[arg(long)]
+    assignment: String,
+    /// Folder of run directories.
+    #[arg(long, default_value = "saved_models")]
+    runs: PathBuf,
+    /// The main run (default: fashion_cnn under the profile).
+    #[arg(long)]
+    run: Option<String>,
+    /// The executed notebook.
+    #[arg(long, default_value = "notebook.ipynb")]
+    notebook: PathBuf,
+    /// The hand-in folder (`lab handin --out`).
+    #[arg(long)]
+    handin: Option<PathBuf>,
+}
+
 fn main() -> Result<()> {
     // Before anything asks libtorch about CUDA (it decides once per process).
     helpers::backend::load_cuda();
@@ -227,6 +249,7 @@ fn main() -> Result<()> {
         Command::Bench(args) => bench::run(args)?,
         Command::Report(args) => report_cmd(args, &session)?,
         Command::Handin(args) => handin_cmd(args, &session)?,
+        Command::Check(args) => check_cmd(args, &session)?,
         Command::BenchEmbed(args) => bench::run_embed(args)?,
         Command::BenchTokenize(args) => bench_text::run(args)?,
         Command::LrFind(args) => experiments::lr_find(args, &session)?,
@@ -408,6 +431,40 @@ fn handin_cmd(args: HandinArgs, session: &Session) -> Result<()> {
         args.out.display(),
         args.out.join("MANIFEST.json").display()
     );
+    Ok(())
+}
+
+fn check_cmd(args: CheckArgs, session: &Session) -> Result<()> {
+    use helpers::report::checklist::{check, Inputs, Verdict};
+    use helpers::report::handin::Layout;
+    let suffix = session.profile.suffix();
+    let inputs = Inputs {
+        runs: args.runs,
+        run: args.run.unwrap_or(format!("fashion_cnn{suffix}")),
+        suffix: suffix.into(),
+        notebook: args.notebook,
+        handin: args.handin,
+    };
+    let requirements = check(Layout::parse(&args.assignment)?, &inputs)?;
+    for r in &requirements {
+        println!("{r}");
+    }
+    let missing = requirements
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Missing(_)))
+        .count();
+    let manual = requirements
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Manual(_)))
+        .count();
+    println!(
+        "{} of {} met, {missing} missing, {manual} to check by reading",
+        requirements.len() - missing - manual,
+        requirements.len()
+    );
+    if missing > 0 {
+        anyhow::bail!("{missing} requirement(s) of `{}` not met", args.assignment);
+    }
     Ok(())
 }
 
