@@ -68,6 +68,22 @@ enum Command {
     /// An assignment's checklist (project, transfer or mlops): ✓/✗ per requirement from
     /// the runs, the notebook and the hand-in folder; non-zero exit on any ✗.
     Check(CheckArgs),
+    /// PNG captures of TensorBoard's Scalars and HParams dashboards for the runs (the
+    /// real TensorBoard on loopback, headless Chromium; stopped afterwards).
+    TensorboardShots {
+        /// Folder of run directories (TensorBoard's --logdir).
+        #[arg(long, default_value = "saved_models")]
+        runs: PathBuf,
+        /// Output folder of the PNGs.
+        #[arg(long, default_value = "shots")]
+        out: PathBuf,
+        /// Only runs whose folder matches this regular expression.
+        #[arg(long, default_value = "")]
+        run_filter: String,
+        /// The metric's tag prefix (accuracy; mae, map, … on the other tracks).
+        #[arg(long, default_value = "accuracy")]
+        metric: String,
+    },
     /// With --sweep: only that sweep's points, in the table `lab grid` / `lab ablate`
     /// prints (e.g. the points a Slurm array job trained).
     Report(ReportArgs),
@@ -250,6 +266,17 @@ fn main() -> Result<()> {
         Command::Report(args) => report_cmd(args, &session)?,
         Command::Handin(args) => handin_cmd(args, &session)?,
         Command::Check(args) => check_cmd(args, &session)?,
+        Command::TensorboardShots {
+            runs,
+            out,
+            run_filter,
+            metric,
+        } => {
+            let options = helpers::report::tensorboard_shots::ShotOptions { run_filter, metric };
+            for png in helpers::report::tensorboard_shots::capture(&runs, &out, &options)? {
+                println!("wrote {}", png.display());
+            }
+        }
         Command::BenchEmbed(args) => bench::run_embed(args)?,
         Command::BenchTokenize(args) => bench_text::run(args)?,
         Command::LrFind(args) => experiments::lr_find(args, &session)?,
