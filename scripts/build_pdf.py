@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from check_report_render import chromium
+
 PRINT_CSS = """
 <style>
   @page { size: A4; margin: 14mm 12mm 16mm 12mm; }
@@ -31,14 +33,6 @@ PRINT_CSS = """
   }
 </style>
 """
-
-
-def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    sys.exit("no Chromium found: run `scripts/setup chromium` (installs Debian's chromium)")
 
 
 def print_to_pdf(html: Path, pdf: Path) -> None:

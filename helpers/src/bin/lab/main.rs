@@ -3,6 +3,7 @@
 mod bench;
 mod bench_text;
 mod cluster;
+mod coursework;
 mod detect;
 mod experiments;
 mod explain;
@@ -64,26 +65,13 @@ enum Command {
     /// (HTML, CSV), overlaid curves and metric bars (SVG), one standalone index.html.
     /// Lay out what an assignment collects from existing runs (copied or converted,
     /// never retrained), with MANIFEST.json: where each file came from.
-    Handin(HandinArgs),
+    Handin(coursework::HandinArgs),
     /// An assignment's checklist (project, transfer or mlops): ✓/✗ per requirement from
     /// the runs, the notebook and the hand-in folder; non-zero exit on any ✗.
-    Check(CheckArgs),
+    Check(coursework::CheckArgs),
     /// PNG captures of TensorBoard's Scalars and HParams dashboards for the runs (the
     /// real TensorBoard on loopback, headless Chromium; stopped afterwards).
-    TensorboardShots {
-        /// Folder of run directories (TensorBoard's --logdir).
-        #[arg(long, default_value = "saved_models")]
-        runs: PathBuf,
-        /// Output folder of the PNGs.
-        #[arg(long, default_value = "shots")]
-        out: PathBuf,
-        /// Only runs whose folder matches this regular expression.
-        #[arg(long, default_value = "")]
-        run_filter: String,
-        /// The metric's tag prefix (accuracy; mae, map, … on the other tracks).
-        #[arg(long, default_value = "accuracy")]
-        metric: String,
-    },
+    TensorboardShots(coursework::ShotsArgs),
     /// With --sweep: only that sweep's points, in the table `lab grid` / `lab ablate`
     /// prints (e.g. the points a Slurm array job trained).
     Report(ReportArgs),
@@ -205,48 +193,6 @@ struct ReportArgs {
     seeds: usize,
 }
 
-#[derive(clap::Args)]
-struct HandinArgs {
-    /// project (best.pt, config, notebook), transfer (saved_models/<run>/model_checkpoint.pt
-    /// and logs/) or mlops (checkpoints/, exports/model.onnx, logs/predictions.csv).
-    #[arg(long)]
-    layout: String,
-    /// Folder of run directories.
-    #[arg(long, default_value = "saved_models")]
-    runs: PathBuf,
-    /// The main run (project and mlops layouts; default: fashion_cnn under the profile).
-    #[arg(long)]
-    run: Option<String>,
-    /// The notebook to hand in with the files.
-    #[arg(long)]
-    notebook: Option<PathBuf>,
-    /// The server's prediction log (`predictions.csv` of `lab serve --log-dir`), mlops only.
-    #[arg(long)]
-    prediction_log: Option<PathBuf>,
-    /// Output folder (files already there are never overwritten).
-    #[arg(long)]
-    out: PathBuf,
-}
-
-#[derive(clap::Args)]
-struct CheckArgs {
-    /// project, transfer or mlops (as `lab handin --layout`).
-    #[arg(long)]
-    assignment: String,
-    /// Folder of run directories.
-    #[arg(long, default_value = "saved_models")]
-    runs: PathBuf,
-    /// The main run (default: fashion_cnn under the profile).
-    #[arg(long)]
-    run: Option<String>,
-    /// The executed notebook.
-    #[arg(long, default_value = "notebook.ipynb")]
-    notebook: PathBuf,
-    /// The hand-in folder (`lab handin --out`).
-    #[arg(long)]
-    handin: Option<PathBuf>,
-}
-
 fn main() -> Result<()> {
     // Before anything asks libtorch about CUDA (it decides once per process).
     helpers::backend::load_cuda();
@@ -264,19 +210,9 @@ fn main() -> Result<()> {
         Command::Evaluate { run } => evaluate_cmd(&run)?,
         Command::Bench(args) => bench::run(args)?,
         Command::Report(args) => report_cmd(args, &session)?,
-        Command::Handin(args) => handin_cmd(args, &session)?,
-        Command::Check(args) => check_cmd(args, &session)?,
-        Command::TensorboardShots {
-            runs,
-            out,
-            run_filter,
-            metric,
-        } => {
-            let options = helpers::report::tensorboard_shots::ShotOptions { run_filter, metric };
-            for png in helpers::report::tensorboard_shots::capture(&runs, &out, &options)? {
-                println!("wrote {}", png.display());
-            }
-        }
+        Command::Handin(args) => coursework::handin(args, &session)?,
+        Command::Check(args) => coursework::check(args, &session)?,
+        Command::TensorboardShots(args) => coursework::tensorboard_shots(args)?,
         Command::BenchEmbed(args) => bench::run_embed(args)?,
         Command::BenchTokenize(args) => bench_text::run(args)?,
         Command::LrFind(args) => experiments::lr_find(args, &session)?,
@@ -436,63 +372,6 @@ pub(crate) fn load_data_for(session: &Session, cfg: &RunConfig) -> Result<Datase
 /// The config's dataset, as it is on disk.
 pub(crate) fn load_data(cfg: &RunConfig) -> Result<Dataset> {
     Ok(helpers::data::load(&cfg.data, cfg.seed)?)
-}
-
-fn handin_cmd(args: HandinArgs, session: &Session) -> Result<()> {
-    use helpers::report::handin::{build, Layout, Sources};
-    let suffix = session.profile.suffix();
-    let sources = Sources {
-        runs: args.runs,
-        run: args.run.unwrap_or(format!("fashion_cnn{suffix}")),
-        suffix: suffix.into(),
-        notebook: args.notebook,
-        prediction_log: args.prediction_log,
-    };
-    let manifest = build(Layout::parse(&args.layout)?, &sources, &args.out)?;
-    for entry in &manifest.files {
-        println!("{:<56} ← {}", entry.file.display(), entry.source.display());
-    }
-    println!(
-        "{} files in {}; where each came from: {}",
-        manifest.files.len(),
-        args.out.display(),
-        args.out.join("MANIFEST.json").display()
-    );
-    Ok(())
-}
-
-fn check_cmd(args: CheckArgs, session: &Session) -> Result<()> {
-    use helpers::report::checklist::{check, Inputs, Verdict};
-    use helpers::report::handin::Layout;
-    let suffix = session.profile.suffix();
-    let inputs = Inputs {
-        runs: args.runs,
-        run: args.run.unwrap_or(format!("fashion_cnn{suffix}")),
-        suffix: suffix.into(),
-        notebook: args.notebook,
-        handin: args.handin,
-    };
-    let requirements = check(Layout::parse(&args.assignment)?, &inputs)?;
-    for r in &requirements {
-        println!("{r}");
-    }
-    let missing = requirements
-        .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Missing(_)))
-        .count();
-    let manual = requirements
-        .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Manual(_)))
-        .count();
-    println!(
-        "{} of {} met, {missing} missing, {manual} to check by reading",
-        requirements.len() - missing - manual,
-        requirements.len()
-    );
-    if missing > 0 {
-        anyhow::bail!("{missing} requirement(s) of `{}` not met", args.assignment);
-    }
-    Ok(())
 }
 
 fn report_cmd(args: ReportArgs, session: &Session) -> Result<()> {
