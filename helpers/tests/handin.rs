@@ -247,3 +247,68 @@ fn the_transfer_checklist_reads_runs_and_notebook() {
         "{variants}"
     );
 }
+
+#[test]
+fn report_layout_and_its_numbered_questions() {
+    use helpers::report::checklist::{check, Inputs};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("runs");
+    train(&root, &["fashion_cnn", "other"]);
+    let out = dir.path().join("handin");
+    build(Layout::Report, &sources(&root, "fashion_cnn", None), &out).unwrap();
+    let yaml = helpers::config::RunConfig::from_file(out.join("configs/config.yaml")).unwrap();
+    let toml = helpers::run::RunDir::at(root.join("fashion_cnn"))
+        .config()
+        .unwrap();
+    assert_eq!(yaml.hash(), toml.hash(), "the YAML config is the run's");
+    let ckpt =
+        helpers::weights::torch_file::read_state_dict(&out.join("artifacts/best.ckpt")).unwrap();
+    assert!(ckpt.iter().any(|(n, _)| n == "fc.weight"));
+    for run in ["fashion_cnn", "other"] {
+        assert!(
+            std::fs::read_dir(out.join("runs").join(run))
+                .unwrap()
+                .count()
+                > 0,
+            "{run}"
+        );
+    }
+
+    // The template's questions alone are not answers; an answer under each one is.
+    let nb = dir.path().join("report.ipynb");
+    let question = |label: &str| format!("**{label}.** A question?\n");
+    let template: String = (1..=11)
+        .map(|i| question(&format!("D{i}")))
+        .chain((0..=9).map(|i| question(&format!("M{i}"))))
+        .collect::<Vec<_>>()
+        .join("\n### next part\n");
+    notebook(&nb, &[("markdown", &template, None, "")]);
+    let inputs = Inputs {
+        runs: root.clone(),
+        run: "fashion_cnn".into(),
+        suffix: String::new(),
+        notebook: nb.clone(),
+        handin: Some(out.clone()),
+    };
+    let lines: Vec<String> = check(Layout::Report, &inputs)
+        .unwrap()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    let questions = lines
+        .iter()
+        .find(|l| l.contains("numbered question"))
+        .unwrap();
+    assert!(
+        questions.starts_with("✗") && questions.contains("D1, D2"),
+        "{questions}"
+    );
+    let answered = template.replace("A question?\n", "A question?\nThe answer, from the runs.\n");
+    notebook(&nb, &[("markdown", &answered, None, "")]);
+    let lines: Vec<String> = check(Layout::Report, &inputs)
+        .unwrap()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    assert!(lines.iter().all(|l| l.starts_with('✓')), "{lines:#?}");
+}

@@ -91,6 +91,66 @@ impl RunConfig {
         Ok(cfg)
     }
 
+    /// Reads a config by its extension: YAML (`.yaml`, `.yml`) or TOML (anything else).
+    /// Both go through the same key and range checks; relative `data.dir` is resolved
+    /// beside the file either way.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
+        if !yaml {
+            return Self::from_toml_file(path);
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let mut cfg = Self::from_yaml_str(&text).map_err(|e| match e {
+            Error::Config { key, reason } => Error::Config {
+                key,
+                reason: format!("{reason} (in {})", path.display()),
+            },
+            Error::Syntax {
+                line,
+                column,
+                reason,
+                ..
+            } => Error::Syntax {
+                source_name: path.display().to_string(),
+                line,
+                column,
+                reason,
+            },
+            other => other,
+        })?;
+        cfg.data.dir = beside_config(&cfg.data.dir, path);
+        Ok(cfg)
+    }
+
+    /// Parses and validates YAML text with the keys and values of the TOML form (YAML
+    /// `null` has no TOML counterpart and is refused).
+    pub fn from_yaml_str(text: &str) -> Result<Self> {
+        let value: toml::Value = serde_norway::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            Error::Syntax {
+                source_name: "YAML text".into(),
+                line,
+                column,
+                reason: e.to_string(),
+            }
+        })?;
+        check_known_keys(&value, &known_keys(), "")?;
+        let cfg: RunConfig = value
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::config("(config)", e.message().to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The config as YAML text (the `configs/config.yaml` of a hand-in).
+    pub fn to_yaml(&self) -> String {
+        serde_norway::to_string(self).expect("config serialises")
+    }
+
     /// Parses and validates TOML text.
     pub fn from_toml_str(text: &str) -> Result<Self> {
         let value: toml::Value = text
@@ -286,6 +346,25 @@ mod tests {
     fn default_round_trips_through_toml() -> Result<()> {
         let cfg = RunConfig::default();
         assert_eq!(RunConfig::from_toml_str(&cfg.to_toml())?, cfg);
+        Ok(())
+    }
+
+    #[test]
+    fn yaml_configs_read_as_their_toml_twins_and_are_checked_alike() -> Result<()> {
+        let mut cfg = RunConfig::default();
+        cfg.train.lr = 3e-4;
+        cfg.grid
+            .insert("train.lr".into(), vec![1e-3.into(), 1e-2.into()]);
+        assert_eq!(RunConfig::from_yaml_str(&cfg.to_yaml())?, cfg);
+        let typo = RunConfig::from_yaml_str("train:\n  lerning_rate: 0.1\n").unwrap_err();
+        assert!(typo.to_string().contains("lerning_rate"), "{typo}");
+        let range = RunConfig::from_yaml_str("train:\n  epochs: 0\n").unwrap_err();
+        assert!(range.to_string().contains("epochs"), "{range}");
+        let syntax = RunConfig::from_yaml_str("train:\n  lr: [1\n").unwrap_err();
+        assert!(
+            matches!(syntax, Error::Syntax { line: 2.., .. }),
+            "{syntax}"
+        );
         Ok(())
     }
 

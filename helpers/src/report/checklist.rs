@@ -60,6 +60,7 @@ pub fn check(layout: Layout, inputs: &Inputs) -> Result<Vec<Requirement>> {
         Layout::Project => project(inputs, &notebook, &mut out),
         Layout::Transfer => transfer(inputs, &notebook, &mut out),
         Layout::Mlops => mlops(inputs, &notebook, &mut out),
+        Layout::Report => report(inputs, &notebook, &mut out),
     }
     Ok(out)
 }
@@ -212,6 +213,39 @@ fn mlops(inputs: &Inputs, nb: &Notebook, out: &mut Vec<Requirement>) {
     ));
 }
 
+fn report(inputs: &Inputs, nb: &Notebook, out: &mut Vec<Requirement>) {
+    let run = RunDir::at(inputs.runs.join(&inputs.run));
+    out.push(req("the model trained", finished_with_split(&run)));
+    let labels: Vec<String> = (1..=11)
+        .map(|i| format!("D{i}"))
+        .chain((0..=9).map(|i| format!("M{i}")))
+        .collect();
+    let unanswered: Vec<&str> = labels
+        .iter()
+        .map(String::as_str)
+        .filter(|label| !nb.answers(label))
+        .collect();
+    out.push(req(
+        "every numbered question answered (D1–D11, M0–M9)",
+        none_missing(&unanswered, "a line starting with the label and its answer"),
+    ));
+    let Some(handin) = &inputs.handin else {
+        out.push(req(
+            "the template's files",
+            Verdict::Missing("give --handin (the folder of `lab handin --layout report`)".into()),
+        ));
+        return;
+    };
+    let missing: Vec<&str> = ["artifacts/best.ckpt", "configs/config.yaml", "runs"]
+        .into_iter()
+        .filter(|f| !handin.join(f).exists())
+        .collect();
+    out.push(req(
+        "runs/, artifacts/best.ckpt and configs/config.yaml",
+        none_missing(&missing, "`lab handin --layout report`"),
+    ));
+}
+
 fn req(text: &'static str, verdict: Verdict) -> Requirement {
     Requirement { text, verdict }
 }
@@ -314,6 +348,26 @@ fn dir_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// `D3` of `**D3.** …` or `M0: …`; `None` for other lines.
+fn question_label(line: &str) -> Option<&str> {
+    let rest = line.trim_start().trim_start_matches('*');
+    let digits = rest
+        .get(1..)?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .count();
+    let end = 1 + digits;
+    let label_ok = rest.starts_with(['D', 'M']) && digits > 0;
+    let next = rest[end..].chars().next();
+    (label_ok && matches!(next, Some('.' | ':' | '*'))).then(|| &rest[..end])
+}
+
+/// A step through the notebook's content.
+enum Item {
+    Line(String),
+    Output,
+}
+
 /// An executed notebook, read as JSON.
 struct Notebook {
     cells: Vec<Value>,
@@ -398,6 +452,52 @@ impl Notebook {
                 .iter()
                 .take_while(|c| !is_heading(c))
                 .any(|c| !Self::text(c, "source").trim().is_empty())
+    }
+
+    /// Whether question `label` (e.g. `D3`) is answered: a line starts with the label
+    /// (bold or not, then `.` or `:`), and what follows it — the rest of the cells,
+    /// blank lines skipped — begins with an answer: a cell's output, or a line that is
+    /// not another question, a heading, a rule or a placeholder quote. A template's
+    /// questions one after the other are therefore not answers of each other.
+    fn answers(&self, label: &str) -> bool {
+        let items = self.items();
+        let Some(at) = items
+            .iter()
+            .position(|item| matches!(item, Item::Line(l) if question_label(l) == Some(label)))
+        else {
+            return false;
+        };
+        match items[at + 1..]
+            .iter()
+            .find(|item| !matches!(item, Item::Line(l) if l.trim().is_empty()))
+        {
+            Some(Item::Output) => true,
+            Some(Item::Line(line)) => {
+                let t = line.trim_start();
+                question_label(t).is_none()
+                    && !t.starts_with('#')
+                    && !t.starts_with("---")
+                    && !t.starts_with('>')
+            }
+            None => false,
+        }
+    }
+
+    /// The notebook as Markdown lines and code outputs, in order.
+    fn items(&self) -> Vec<Item> {
+        let mut items = Vec::new();
+        for cell in &self.cells {
+            if cell["cell_type"] == "markdown" {
+                items.extend(
+                    Self::text(cell, "source")
+                        .lines()
+                        .map(|l| Item::Line(l.to_string())),
+                );
+            } else if cell["outputs"].as_array().is_some_and(|o| !o.is_empty()) {
+                items.push(Item::Output);
+            }
+        }
+        items
     }
 
     /// Whether any output's text or HTML contains `needle`.

@@ -11,7 +11,11 @@
 //! - [`Layout::Mlops`] (deployment and monitoring): `checkpoints/best_model.pth`,
 //!   `checkpoints/model_retrained.pth` (the run the deployment pointer names, when a
 //!   retrained candidate was promoted), `exports/model.onnx`, the server's
-//!   `logs/predictions.csv` when given, and the notebook.
+//!   `logs/predictions.csv` when given, and the notebook;
+//! - [`Layout::Report`] (the report template with numbered questions): `runs/<run>/`
+//!   with every finished run's TensorBoard events, `artifacts/best.ckpt` (the main run's
+//!   best weights, a `torch.save` file) and `configs/config.yaml` (its config as YAML,
+//!   which `lab train --config` reads back), and the notebook.
 //!
 //! Nothing in an existing folder is overwritten: a destination file that already exists
 //! with other content is an error naming it, before anything is written.
@@ -26,16 +30,18 @@ pub enum Layout {
     Project,
     Transfer,
     Mlops,
+    Report,
 }
 
 impl Layout {
-    pub const NAMES: [&'static str; 3] = ["project", "transfer", "mlops"];
+    pub const NAMES: [&'static str; 4] = ["project", "transfer", "mlops", "report"];
 
     pub fn parse(name: &str) -> Result<Layout> {
         match name {
             "project" => Ok(Layout::Project),
             "transfer" => Ok(Layout::Transfer),
             "mlops" => Ok(Layout::Mlops),
+            "report" => Ok(Layout::Report),
             other => Err(Error::Argument {
                 name: "layout".into(),
                 reason: format!(
@@ -82,10 +88,12 @@ pub struct Manifest {
     pub files: Vec<Entry>,
 }
 
-/// A planned file: destination, source, and the run it comes from.
+/// A planned file: destination, where its bytes come from, and the run it belongs to.
 struct Planned {
     file: PathBuf,
     source: PathBuf,
+    /// Bytes made for the hand-in (a converted config) instead of `source`'s.
+    made: Option<Vec<u8>>,
     run: Option<RunDir>,
 }
 
@@ -93,7 +101,7 @@ struct Planned {
 pub fn build(layout: Layout, sources: &Sources, out: &Path) -> Result<Manifest> {
     let planned = plan(layout, sources)?;
     for p in &planned {
-        refuse_overwrite(&p.source, &out.join(&p.file))?;
+        refuse_overwrite(&p.bytes()?, &out.join(&p.file))?;
     }
     let mut files = Vec::with_capacity(planned.len());
     for p in planned {
@@ -101,8 +109,7 @@ pub fn build(layout: Layout, sources: &Sources, out: &Path) -> Result<Manifest> 
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
-        let bytes = std::fs::read(&p.source).map_err(|e| Error::io(&p.source, e))?;
-        crate::io::write_atomic(&dest, &bytes)?;
+        crate::io::write_atomic(&dest, &p.bytes()?)?;
         let (run, config_hash) = match &p.run {
             Some(r) => (Some(dir_name(&r.path)), Some(r.config()?.hash())),
             None => (None, None),
@@ -121,6 +128,15 @@ pub fn build(layout: Layout, sources: &Sources, out: &Path) -> Result<Manifest> 
     };
     crate::io::write_json(&out.join("MANIFEST.json"), &manifest)?;
     Ok(manifest)
+}
+
+impl Planned {
+    fn bytes(&self) -> Result<Vec<u8>> {
+        match &self.made {
+            Some(bytes) => Ok(bytes.clone()),
+            None => std::fs::read(&self.source).map_err(|e| Error::io(&self.source, e)),
+        }
+    }
 }
 
 fn plan(layout: Layout, sources: &Sources) -> Result<Vec<Planned>> {
@@ -142,6 +158,7 @@ fn plan(layout: Layout, sources: &Sources) -> Result<Vec<Planned>> {
                     planned.push(Planned {
                         file,
                         source: log,
+                        made: None,
                         run: Some(run.clone()),
                     });
                 }
@@ -159,6 +176,30 @@ fn plan(layout: Layout, sources: &Sources) -> Result<Vec<Planned>> {
             }
             if let Some(log) = &sources.prediction_log {
                 planned.push(plain(log, "logs/predictions.csv")?);
+            }
+        }
+        Layout::Report => {
+            let run = finished_run(&sources.runs, &sources.run)?;
+            planned.push(weights(&run, "artifacts/best.ckpt")?);
+            planned.push(Planned {
+                file: "configs/config.yaml".into(),
+                source: run.file("config.toml"),
+                made: Some(run.config()?.to_yaml().into_bytes()),
+                run: Some(run.clone()),
+            });
+            for other in finished_runs_with_events(&sources.runs)? {
+                let name = dir_name(&other.path);
+                for log in files_in(&other.file("logs"))? {
+                    let file = PathBuf::from("runs")
+                        .join(&name)
+                        .join(log.file_name().unwrap_or_default());
+                    planned.push(Planned {
+                        file,
+                        source: log,
+                        made: None,
+                        run: Some(other.clone()),
+                    });
+                }
             }
         }
     }
@@ -188,6 +229,7 @@ fn weights(run: &RunDir, file: impl Into<PathBuf>) -> Result<Planned> {
     Ok(Planned {
         file: file.into(),
         source,
+        made: None,
         run: Some(run.clone()),
     })
 }
@@ -205,6 +247,7 @@ fn run_file(run: &RunDir, name: &str, file: &str) -> Result<Planned> {
     Ok(Planned {
         file: file.into(),
         source,
+        made: None,
         run: Some(run.clone()),
     })
 }
@@ -216,6 +259,7 @@ fn plain(source: &Path, file: impl Into<PathBuf>) -> Result<Planned> {
     Ok(Planned {
         file: file.into(),
         source: source.to_path_buf(),
+        made: None,
         run: None,
     })
 }
@@ -268,12 +312,23 @@ fn files_in(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// An existing destination is fine only when it already holds the source's bytes.
-fn refuse_overwrite(source: &Path, dest: &Path) -> Result<()> {
+/// Finished runs directly under `root` that logged TensorBoard events, by name.
+fn finished_runs_with_events(root: &Path) -> Result<Vec<RunDir>> {
+    let mut runs: Vec<RunDir> = std::fs::read_dir(root)
+        .map_err(|e| Error::io(root, e))?
+        .filter_map(|e| e.ok().map(|e| RunDir::at(e.path())))
+        .filter(|r| r.is_finished() && r.file("logs").is_dir())
+        .collect();
+    runs.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(runs)
+}
+
+/// An existing destination is fine only when it already holds these bytes.
+fn refuse_overwrite(bytes: &[u8], dest: &Path) -> Result<()> {
     if !dest.exists() {
         return Ok(());
     }
-    let same = dest.is_file() && crate::io::sha256_file(dest)? == crate::io::sha256_file(source)?;
+    let same = dest.is_file() && std::fs::read(dest).map_err(|e| Error::io(dest, e))? == bytes;
     if same {
         return Ok(());
     }

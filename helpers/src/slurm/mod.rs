@@ -191,7 +191,7 @@ impl ClusterSweep {
         lab: impl AsRef<Path>,
     ) -> Result<ClusterSweep> {
         let config = config.as_ref().to_path_buf();
-        let cfg = RunConfig::from_toml_file(&config)?;
+        let cfg = RunConfig::from_file(&config)?;
         let (name, points) = match kind {
             SweepKind::Grid => (cfg.name.clone(), sweep::grid_points(&cfg)?),
             SweepKind::Ablations { seeds } => (

@@ -130,7 +130,7 @@ pub fn sweep_name(config_name: &str, ablations: bool) -> String {
 
 /// Prints each point's state; non-zero exit while any point is failed.
 pub fn status(args: StatusArgs, session: &Session) -> Result<()> {
-    let cfg = helpers::config::RunConfig::from_toml_file(&args.config)?;
+    let cfg = helpers::config::RunConfig::from_file(&args.config)?;
     let root = args.root.unwrap_or_else(|| session.runs_root.clone());
     let name = sweep_name(&cfg.name, args.ablations);
     let manifest = slurm::manifest(&root, &name)?.with_context(|| {

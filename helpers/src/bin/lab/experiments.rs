@@ -70,9 +70,7 @@ fn sweep_options(session: &Session, root: &Option<PathBuf>) -> FitOptions {
 }
 
 pub fn lr_find(args: LrFindArgs, session: &Session) -> Result<()> {
-    let cfg = session
-        .profile
-        .apply(RunConfig::from_toml_file(&args.config)?);
+    let cfg = session.profile.apply(RunConfig::from_file(&args.config)?);
     let data = load_data_for(session, &cfg)?;
     let loaders = DataLoaders::new(
         &data,
@@ -113,7 +111,7 @@ pub fn lr_find(args: LrFindArgs, session: &Session) -> Result<()> {
 pub fn grid(args: GridArgs, session: &Session) -> Result<()> {
     // Points come from the config as written; the profile scales each one (as
     // `lab train --name <point>` would), so `--plan` and `lab grid` agree on names.
-    let cfg = RunConfig::from_toml_file(&args.config)?;
+    let cfg = RunConfig::from_file(&args.config)?;
     let points =
         sweep::grid_points(&cfg).with_context(|| format!("grid of {}", args.config.display()))?;
     if args.plan {
@@ -141,7 +139,7 @@ pub fn grid(args: GridArgs, session: &Session) -> Result<()> {
 }
 
 pub fn ablate(args: AblateArgs, session: &Session) -> Result<()> {
-    let cfg = RunConfig::from_toml_file(&args.config)?;
+    let cfg = RunConfig::from_file(&args.config)?;
     let points = sweep::ablation_points(&cfg, args.seeds)
         .with_context(|| format!("ablations of {}", args.config.display()))?;
     if args.cluster.slurm {

@@ -132,7 +132,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct TrainArgs {
-    /// Run config (TOML), e.g. configs/fashion_mnist.toml.
+    /// Run config (TOML, or YAML for .yaml/.yml), e.g. configs/fashion_mnist.toml.
     #[arg(long)]
     config: PathBuf,
     /// Override data.dataset (e.g. cifar100 with configs/cifar10.toml); the data folder
@@ -292,7 +292,7 @@ fn train_cmd(args: TrainArgs, session: &Session) -> Result<()> {
 
 fn config_with_overrides(args: &TrainArgs, profile: Profile) -> Result<RunConfig> {
     // A sweep config trains its base here; its points come from `lab grid` / `--plan`.
-    let mut cfg = RunConfig::from_toml_file(&args.config)?.run_only();
+    let mut cfg = RunConfig::from_file(&args.config)?.run_only();
     for assignment in &args.sets {
         let (key, value) = helpers::sweep::parse_assignment(assignment)?;
         cfg = helpers::sweep::set_key(&cfg, &key, &value)?;
