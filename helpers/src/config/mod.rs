@@ -67,28 +67,7 @@ impl Default for RunConfig {
 impl RunConfig {
     /// Reads and validates a TOML file; errors name the file, the key and the fix.
     pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut cfg = Self::from_toml_str(&text).map_err(|e| match e {
-            Error::Config { key, reason } => Error::Config {
-                key,
-                reason: format!("{reason} (in {})", path.display()),
-            },
-            Error::Syntax {
-                line,
-                column,
-                reason,
-                ..
-            } => Error::Syntax {
-                source_name: path.display().to_string(),
-                line,
-                column,
-                reason,
-            },
-            other => other,
-        })?;
-        cfg.data.dir = beside_config(&cfg.data.dir, path);
-        Ok(cfg)
+        read_file(path.as_ref(), Self::from_toml_str)
     }
 
     /// Reads a config by its extension: YAML (`.yaml`, `.yml`) or TOML (anything else).
@@ -96,31 +75,10 @@ impl RunConfig {
     /// beside the file either way.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");
-        if !yaml {
-            return Self::from_toml_file(path);
+        match path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            true => read_file(path, Self::from_yaml_str),
+            false => read_file(path, Self::from_toml_str),
         }
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let mut cfg = Self::from_yaml_str(&text).map_err(|e| match e {
-            Error::Config { key, reason } => Error::Config {
-                key,
-                reason: format!("{reason} (in {})", path.display()),
-            },
-            Error::Syntax {
-                line,
-                column,
-                reason,
-                ..
-            } => Error::Syntax {
-                source_name: path.display().to_string(),
-                line,
-                column,
-                reason,
-            },
-            other => other,
-        })?;
-        cfg.data.dir = beside_config(&cfg.data.dir, path);
-        Ok(cfg)
     }
 
     /// Parses and validates YAML text with the keys and values of the TOML form (YAML
@@ -308,6 +266,32 @@ impl RunConfig {
 /// `configs/fashion_mnist.toml` holding `data/fashion_mnist`): running a config from
 /// another folder then finds its data instead of calling it missing. Unchanged when it
 /// exists here, is absolute, or is found nowhere.
+/// The config that `parse` reads from the file at `path`, its errors naming the file and
+/// its `data.dir` resolved beside it.
+fn read_file(path: &Path, parse: fn(&str) -> Result<RunConfig>) -> Result<RunConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut cfg = parse(&text).map_err(|e| match e {
+        Error::Config { key, reason } => Error::Config {
+            key,
+            reason: format!("{reason} (in {})", path.display()),
+        },
+        Error::Syntax {
+            line,
+            column,
+            reason,
+            ..
+        } => Error::Syntax {
+            source_name: path.display().to_string(),
+            line,
+            column,
+            reason,
+        },
+        other => other,
+    })?;
+    cfg.data.dir = beside_config(&cfg.data.dir, path);
+    Ok(cfg)
+}
+
 fn beside_config(dir: &Path, config: &Path) -> PathBuf {
     if dir.is_absolute() || dir.exists() {
         return dir.to_path_buf();
