@@ -19,9 +19,30 @@ pub struct Point {
 
 /// `cfg` with `key` (dotted, e.g. `train.lr`) set to `value`, validated.
 pub fn set_key(cfg: &RunConfig, key: &str, value: &toml::Value) -> Result<RunConfig> {
-    check_key(key)?;
-    let mut tree = toml::Value::try_from(cfg).expect("config serialises");
-    let mut node = &mut tree;
+    set_keys(cfg, &[(key.to_string(), value.clone())])
+}
+
+/// `cfg` with every dotted `key = value` set, then validated once: whether a combination
+/// (`train.epochs` and `train.warmup_epochs` that must agree) is accepted does not
+/// depend on the order of its assignments.
+pub fn set_keys(cfg: &RunConfig, assignments: &[(String, toml::Value)]) -> Result<RunConfig> {
+    let base = toml::Value::try_from(cfg).expect("config serialises");
+    let mut tree = base.clone();
+    for (key, value) in assignments {
+        check_key(key)?;
+        put(&mut tree, key, value)?;
+    }
+    let out: RunConfig = match tree.try_into() {
+        Ok(out) => out,
+        Err(_) => return Err(type_error(&base, assignments)),
+    };
+    out.validate()?;
+    Ok(out)
+}
+
+/// Replaces the value at dotted `key` of a config tree.
+fn put(tree: &mut toml::Value, key: &str, value: &toml::Value) -> Result<()> {
+    let mut node = tree;
     for part in key.split('.') {
         node = node
             .get_mut(part)
@@ -34,14 +55,28 @@ pub fn set_key(cfg: &RunConfig, key: &str, value: &toml::Value) -> Result<RunCon
         ));
     }
     *node = value.clone();
-    let out: RunConfig = tree.try_into().map_err(|e: toml::de::Error| {
-        Error::config(
-            key,
-            format!("cannot take the value {value}: {}", e.message()),
-        )
-    })?;
-    out.validate()?;
-    Ok(out)
+    Ok(())
+}
+
+/// The first assignment whose value its key cannot take (a type error is the value's
+/// alone, so each is tried by itself on the base).
+fn type_error(base: &toml::Value, assignments: &[(String, toml::Value)]) -> Error {
+    for (key, value) in assignments {
+        let mut tree = base.clone();
+        if put(&mut tree, key, value).is_err() {
+            continue;
+        }
+        if let Err(e) = tree.try_into::<RunConfig>() {
+            return Error::config(
+                key,
+                format!("cannot take the value {value}: {}", e.message()),
+            );
+        }
+    }
+    Error::config(
+        "(overrides)",
+        "these values cannot be combined into a config",
+    )
 }
 
 /// Checks that a dotted key exists in a run config (with a did-you-mean otherwise).
@@ -169,10 +204,7 @@ fn point(
     label: String,
     overrides: Vec<(String, toml::Value)>,
 ) -> Result<Point> {
-    let mut cfg = base.run_only();
-    for (k, v) in &overrides {
-        cfg = set_key(&cfg, k, v)?;
-    }
+    let mut cfg = set_keys(&base.run_only(), &overrides)?;
     cfg.name = name.clone();
     Ok(Point {
         name,
@@ -226,6 +258,28 @@ pub fn plan(config_path: &str, points: &[Point]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overrides_that_must_agree_are_accepted_in_either_order() {
+        let base = RunConfig::default();
+        let epochs = ("train.epochs".to_string(), toml::Value::Integer(20));
+        let warmup = ("train.warmup_epochs".to_string(), toml::Value::Float(12.0));
+        for order in [
+            [epochs.clone(), warmup.clone()],
+            [warmup.clone(), epochs.clone()],
+        ] {
+            let cfg = set_keys(&base, &order).unwrap();
+            assert_eq!((cfg.train.epochs, cfg.train.warmup_epochs), (20, 12.0));
+        }
+        let too_long = ("train.warmup_epochs".to_string(), toml::Value::Float(30.0));
+        let err = set_keys(&base, &[epochs, too_long])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("warmup_epochs"), "{err}");
+        let text = ("train.lr".to_string(), toml::Value::String("fast".into()));
+        let err = set_keys(&base, &[warmup, text]).unwrap_err().to_string();
+        assert!(err.contains("train.lr") && err.contains("fast"), "{err}");
+    }
 
     fn base_with_grid(text: &str) -> Result<RunConfig> {
         RunConfig::from_toml_str(text)

@@ -293,10 +293,12 @@ fn train_cmd(args: TrainArgs, session: &Session) -> Result<()> {
 fn config_with_overrides(args: &TrainArgs, profile: Profile) -> Result<RunConfig> {
     // A sweep config trains its base here; its points come from `lab grid` / `--plan`.
     let mut cfg = RunConfig::from_file(&args.config)?.run_only();
-    for assignment in &args.sets {
-        let (key, value) = helpers::sweep::parse_assignment(assignment)?;
-        cfg = helpers::sweep::set_key(&cfg, &key, &value)?;
-    }
+    let assignments = args
+        .sets
+        .iter()
+        .map(|a| helpers::sweep::parse_assignment(a))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    cfg = helpers::sweep::set_keys(&cfg, &assignments)?;
     if let Some(v) = &args.dataset {
         cfg = cfg.with_dataset(DatasetKind::parse(v).context("--dataset")?);
     }
