@@ -140,6 +140,16 @@ impl RunDir {
         self.file("best.pt")
     }
 
+    /// [`RunDir::pytorch_checkpoint`], written from the safetensors checkpoint first for
+    /// a run from before `best.pt` existed.
+    pub fn pytorch_checkpoint_or_convert(&self) -> Result<PathBuf> {
+        let path = self.pytorch_checkpoint();
+        if !path.is_file() {
+            crate::weights::torch_save::convert_safetensors(&self.best_checkpoint(), &path)?;
+        }
+        Ok(path)
+    }
+
     /// Weights, optimiser and trainer state of the last finished epoch.
     pub fn last_checkpoint(&self) -> PathBuf {
         self.file("last_checkpoint.safetensors")

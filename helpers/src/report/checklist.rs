@@ -3,7 +3,7 @@
 //! requirement the files can prove is ✓ or ✗ (with what is missing and the command that
 //! makes it); one only a reader can judge (an interpretation's quality, how many
 //! examples a figure shows) is listed as a manual check and never counts as passed.
-use super::handin::Layout;
+use super::handin::{dir_name, Layout};
 use crate::run::RunDir;
 use crate::{Error, Result};
 use serde_json::Value;
@@ -340,12 +340,6 @@ fn has_events(run: &RunDir) -> bool {
                 .to_string_lossy()
                 .starts_with("events.out.tfevents")
         })
-}
-
-fn dir_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 /// `D3` of `**D3.** …` or `M0: …`; `None` for other lines.

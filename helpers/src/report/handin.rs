@@ -22,6 +22,7 @@
 use crate::run::RunDir;
 use crate::{Error, Result};
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// Which assignment's layout.
@@ -88,20 +89,27 @@ pub struct Manifest {
     pub files: Vec<Entry>,
 }
 
-/// A planned file: destination, where its bytes come from, and the run it belongs to.
+/// A planned file: destination, source, its bytes (read once, so the overwrite check,
+/// the write and the checksum see the same content) and its run's name and config hash.
 struct Planned {
     file: PathBuf,
     source: PathBuf,
-    /// Bytes made for the hand-in (a converted config) instead of `source`'s.
-    made: Option<Vec<u8>>,
-    run: Option<RunDir>,
+    bytes: Vec<u8>,
+    run: Option<Provenance>,
+}
+
+/// A run's name and config hash, as the manifest records them.
+#[derive(Clone)]
+struct Provenance {
+    name: String,
+    config_hash: String,
 }
 
 /// Lays out the `layout` hand-in of `sources` in `out` and writes `MANIFEST.json`.
 pub fn build(layout: Layout, sources: &Sources, out: &Path) -> Result<Manifest> {
     let planned = plan(layout, sources)?;
     for p in &planned {
-        refuse_overwrite(&p.bytes()?, &out.join(&p.file))?;
+        refuse_overwrite(&p.bytes, &out.join(&p.file))?;
     }
     let mut files = Vec::with_capacity(planned.len());
     for p in planned {
@@ -109,9 +117,9 @@ pub fn build(layout: Layout, sources: &Sources, out: &Path) -> Result<Manifest> 
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
-        crate::io::write_atomic(&dest, &p.bytes()?)?;
-        let (run, config_hash) = match &p.run {
-            Some(r) => (Some(dir_name(&r.path)), Some(r.config()?.hash())),
+        crate::io::write_atomic(&dest, &p.bytes)?;
+        let (run, config_hash) = match p.run {
+            Some(r) => (Some(r.name), Some(r.config_hash)),
             None => (None, None),
         };
         files.push(Entry {
@@ -119,7 +127,7 @@ pub fn build(layout: Layout, sources: &Sources, out: &Path) -> Result<Manifest> 
             source: p.source,
             run,
             config_hash,
-            sha256: crate::io::sha256_file(&dest)?,
+            sha256: crate::io::hex(&Sha256::digest(&p.bytes)),
         });
     }
     let manifest = Manifest {
@@ -128,15 +136,6 @@ pub fn build(layout: Layout, sources: &Sources, out: &Path) -> Result<Manifest> 
     };
     crate::io::write_json(&out.join("MANIFEST.json"), &manifest)?;
     Ok(manifest)
-}
-
-impl Planned {
-    fn bytes(&self) -> Result<Vec<u8>> {
-        match &self.made {
-            Some(bytes) => Ok(bytes.clone()),
-            None => std::fs::read(&self.source).map_err(|e| Error::io(&self.source, e)),
-        }
-    }
 }
 
 fn plan(layout: Layout, sources: &Sources) -> Result<Vec<Planned>> {
@@ -153,15 +152,7 @@ fn plan(layout: Layout, sources: &Sources) -> Result<Vec<Planned>> {
                 let handed_in = name.strip_suffix(sources.suffix.as_str()).unwrap_or(&name);
                 let dir = PathBuf::from("saved_models").join(handed_in);
                 planned.push(weights(&run, dir.join("model_checkpoint.pt"))?);
-                for log in files_in(&run.file("logs"))? {
-                    let file = dir.join("logs").join(log.file_name().unwrap_or_default());
-                    planned.push(Planned {
-                        file,
-                        source: log,
-                        made: None,
-                        run: Some(run.clone()),
-                    });
-                }
+                planned.extend(logs(&run, &dir.join("logs"))?);
             }
         }
         Layout::Mlops => {
@@ -181,25 +172,19 @@ fn plan(layout: Layout, sources: &Sources) -> Result<Vec<Planned>> {
         Layout::Report => {
             let run = finished_run(&sources.runs, &sources.run)?;
             planned.push(weights(&run, "artifacts/best.ckpt")?);
+            let config = run.config()?;
             planned.push(Planned {
                 file: "configs/config.yaml".into(),
                 source: run.file("config.toml"),
-                made: Some(run.config()?.to_yaml().into_bytes()),
-                run: Some(run.clone()),
+                bytes: config.to_yaml().into_bytes(),
+                run: Some(Provenance {
+                    name: dir_name(&run.path),
+                    config_hash: config.hash(),
+                }),
             });
             for other in finished_runs_with_events(&sources.runs)? {
-                let name = dir_name(&other.path);
-                for log in files_in(&other.file("logs"))? {
-                    let file = PathBuf::from("runs")
-                        .join(&name)
-                        .join(log.file_name().unwrap_or_default());
-                    planned.push(Planned {
-                        file,
-                        source: log,
-                        made: None,
-                        run: Some(other.clone()),
-                    });
-                }
+                let dir = PathBuf::from("runs").join(dir_name(&other.path));
+                planned.extend(logs(&other, &dir)?);
             }
         }
     }
@@ -220,18 +205,43 @@ fn finished_run(root: &Path, name: &str) -> Result<RunDir> {
     Ok(run)
 }
 
-/// The run's best weights as a PyTorch file at `file`; converted first when missing.
-fn weights(run: &RunDir, file: impl Into<PathBuf>) -> Result<Planned> {
-    let source = run.pytorch_checkpoint();
-    if !source.is_file() {
-        crate::weights::torch_save::convert_safetensors(&run.best_checkpoint(), &source)?;
-    }
+fn provenance(run: &RunDir) -> Result<Provenance> {
+    Ok(Provenance {
+        name: dir_name(&run.path),
+        config_hash: run.config()?.hash(),
+    })
+}
+
+/// The file at `source`, handed in as `file`.
+fn read(source: PathBuf, file: impl Into<PathBuf>, run: Option<Provenance>) -> Result<Planned> {
+    let bytes = std::fs::read(&source).map_err(|e| Error::io(&source, e))?;
     Ok(Planned {
         file: file.into(),
         source,
-        made: None,
-        run: Some(run.clone()),
+        bytes,
+        run,
     })
+}
+
+/// The run's best weights as a PyTorch file at `file`.
+fn weights(run: &RunDir, file: impl Into<PathBuf>) -> Result<Planned> {
+    read(
+        run.pytorch_checkpoint_or_convert()?,
+        file,
+        Some(provenance(run)?),
+    )
+}
+
+/// The run's TensorBoard event files, handed in under `dir`.
+fn logs(run: &RunDir, dir: &Path) -> Result<Vec<Planned>> {
+    let about = provenance(run)?;
+    files_in(&run.file("logs"))?
+        .into_iter()
+        .map(|log| {
+            let file = dir.join(log.file_name().unwrap_or_default());
+            read(log, file, Some(about.clone()))
+        })
+        .collect()
 }
 
 fn run_file(run: &RunDir, name: &str, file: &str) -> Result<Planned> {
@@ -244,24 +254,14 @@ fn run_file(run: &RunDir, name: &str, file: &str) -> Result<Planned> {
             }),
         );
     }
-    Ok(Planned {
-        file: file.into(),
-        source,
-        made: None,
-        run: Some(run.clone()),
-    })
+    read(source, file, Some(provenance(run)?))
 }
 
 fn plain(source: &Path, file: impl Into<PathBuf>) -> Result<Planned> {
     if !source.is_file() {
         return Err(Error::data(source, "file not found"));
     }
-    Ok(Planned {
-        file: file.into(),
-        source: source.to_path_buf(),
-        made: None,
-        run: None,
-    })
+    read(source.to_path_buf(), file, None)
 }
 
 /// The transfer-learning assignment's runs under `root` (names ending in `suffix`),
@@ -339,7 +339,7 @@ fn refuse_overwrite(bytes: &[u8], dest: &Path) -> Result<()> {
     .with_hint("give an empty --out folder, or remove that file"))
 }
 
-fn dir_name(path: &Path) -> String {
+pub(super) fn dir_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()

@@ -231,7 +231,8 @@ struct Machine<'a> {
     memo: HashMap<u64, NodeId>,
 }
 
-mod op {
+/// Pickle opcodes (also what [`super::torch_save`] writes).
+pub(super) mod op {
     pub const MARK: u8 = b'(';
     pub const STOP: u8 = b'.';
     pub const POP: u8 = b'0';

@@ -7,28 +7,12 @@
 //! unpickler allows (`collections.OrderedDict`, `torch._utils._rebuild_tensor_v2`, the
 //! typed storage classes); each tensor's bytes are the entry `<archive>/data/<i>`,
 //! stored uncompressed and aligned to 64 bytes as torch aligns them.
+use super::pickle::op;
 use crate::{Error, Result};
 use std::io::{Cursor, Write};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 use zip::write::{FileOptions, ZipWriter};
-
-/// Pickle opcodes used here (protocol 2).
-mod op {
-    pub const PROTO: u8 = 0x80;
-    pub const GLOBAL: u8 = b'c';
-    pub const MARK: u8 = b'(';
-    pub const EMPTY_TUPLE: u8 = b')';
-    pub const TUPLE: u8 = b't';
-    pub const REDUCE: u8 = b'R';
-    pub const SETITEMS: u8 = b'u';
-    pub const BINUNICODE: u8 = b'X';
-    pub const BININT: u8 = b'J';
-    pub const LONG1: u8 = 0x8a;
-    pub const NEWFALSE: u8 = 0x89;
-    pub const BINPERSID: u8 = b'Q';
-    pub const STOP: u8 = b'.';
-}
 
 /// Writes `tensors` (name → tensor, any device) as a PyTorch zip checkpoint at `path`,
 /// atomically. Names are kept as given (tch's dotted paths are PyTorch's).
@@ -63,9 +47,7 @@ pub fn write_state_dict(path: &Path, tensors: &[(String, Tensor)]) -> Result<()>
 
 /// Writes the tensors of the safetensors file `from` as the PyTorch checkpoint `to`.
 pub fn convert_safetensors(from: &Path, to: &Path) -> Result<()> {
-    let tensors = Tensor::read_safetensors(from)
-        .map_err(|e| Error::data(from, format!("not a readable safetensors file: {e}")))?;
-    write_state_dict(to, &tensors)
+    write_state_dict(to, &super::read_file(from)?)
 }
 
 /// The `torch.<X>Storage` class of a dtype.

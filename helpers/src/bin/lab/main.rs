@@ -446,10 +446,7 @@ fn export_pytorch(trained: &TrainedRun, classes: &[String], out: &Path) -> Resul
         norm: &trained.loaders.norm,
     };
     export_definition(&trained.model, &about, out)?;
-    let weights = run.pytorch_checkpoint();
-    if !weights.is_file() {
-        helpers::weights::torch_save::convert_safetensors(&run.best_checkpoint(), &weights)?;
-    }
+    let weights = run.pytorch_checkpoint_or_convert()?;
     println!(
         "wrote {}: `model.load(\"{}\")` gives the network with its best weights (strict=True); `model.preprocess(uint8 images)` its input",
         out.display(),
