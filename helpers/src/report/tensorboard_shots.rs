@@ -30,6 +30,7 @@ pub struct ShotOptions {
 /// Captures the runs under `runs` into `out`; returns the PNGs written.
 pub fn capture(runs: &Path, out: &Path, options: &ShotOptions) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let chromium = find_chromium()?;
     let server = TensorBoard::start(runs)?;
     // Raw values (smoothing 0; the setting lives in the fragment). "Ignore outliers"
     // lives in the browser's local storage and stays on: TensorBoard's default.
@@ -69,7 +70,7 @@ pub fn capture(runs: &Path, out: &Path, options: &ShotOptions) -> Result<Vec<Pat
     for view in views {
         let png = out.join(view.file);
         let url = format!("http://127.0.0.1:{}/#{}", server.port, view.fragment);
-        screenshot(&url, &png, view.height)?;
+        screenshot(chromium, &url, &png, view.height)?;
         written.push(png);
     }
     Ok(written)
@@ -151,9 +152,9 @@ fn http_get(port: u16, path: &str) -> Option<String> {
     (status == "200").then(|| body.to_string())
 }
 
-/// Headless Chromium's screenshot of `url`, 1400 px wide.
-fn screenshot(url: &str, png: &Path, height: u32) -> Result<()> {
-    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+/// The Chromium binary on the path.
+fn find_chromium() -> Result<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
         .find(|name| {
             Command::new(name)
@@ -164,7 +165,11 @@ fn screenshot(url: &str, png: &Path, height: u32) -> Result<()> {
         .ok_or_else(|| Error::Argument {
             name: "chromium".into(),
             reason: "no Chromium found: run `scripts/setup chromium`".into(),
-        })?;
+        })
+}
+
+/// Headless Chromium's screenshot of `url`, 1400 px wide.
+fn screenshot(chromium: &str, url: &str, png: &Path, height: u32) -> Result<()> {
     let profile = tempfile_dir(png)?;
     let output = Command::new(chromium)
         .args([
