@@ -1,7 +1,7 @@
 """PyTorch reference for `lab bench`: the same reference CNN, optimiser, batch sizes,
 threads and Fashion-MNIST batches, timed the same way. Prints lines in lab's format.
 
-usage: bench_pytorch.py [--steps N] [--threads T] [--channels-last]
+usage: bench_pytorch.py [--steps N] [--threads T] [--channels-last] [--bf16]
 """
 import argparse
 import gzip
@@ -43,11 +43,15 @@ def main():
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--eval-batch-size", type=int, default=512)
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--bf16", action="store_true", help="CPU autocast to bfloat16")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     fmt = torch.channels_last if args.channels_last else torch.contiguous_format
     layout = "channels_last" if args.channels_last else "nchw"
+    if args.bf16:
+        layout += "_bf16"
+    autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)
     model = reference_cnn().to(memory_format=fmt)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=5e-4)
     loss_fn = nn.CrossEntropyLoss()
@@ -61,7 +65,8 @@ def main():
 
     def step(x, y):
         opt.zero_grad()
-        loss = loss_fn(model(x), y)
+        with autocast():
+            loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
         return loss.item()
@@ -79,7 +84,7 @@ def main():
     ebs = args.eval_batch_size
     test = [xte[i:i + ebs].contiguous(memory_format=fmt) for i in range(0, len(xte), ebs)]
     model.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast():
         model(test[0])
         t0 = time.perf_counter()
         n = 0

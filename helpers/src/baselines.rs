@@ -7,11 +7,21 @@ use crate::rng::Rng;
 use crate::Result;
 use polars::prelude::Column;
 
-/// Accuracy and macro-F1 of the majority and uniform baselines on validation and test.
-pub fn baselines(loaders: &DataLoaders, classes: &[String], seed: u64) -> Result<Table> {
+/// One baseline's scores on one split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BaselineScore {
+    /// `majority (<class>)` or `uniform random`.
+    pub baseline: String,
+    pub split: &'static str,
+    pub accuracy: f64,
+    pub macro_f1: f64,
+}
+
+/// The majority and uniform baselines on validation and test (seeded).
+pub fn baseline_scores(loaders: &DataLoaders, classes: &[String], seed: u64) -> Vec<BaselineScore> {
     let majority = majority_class(loaders.train.labels(), classes.len());
     let mut rng = Rng::new(seed, 0xBA5E);
-    let mut rows: (Vec<String>, Vec<String>, Vec<f64>, Vec<f64>) = (vec![], vec![], vec![], vec![]);
+    let mut scores = Vec::new();
     for (split, labels) in [
         ("val", loaders.val.labels()),
         ("test", loaders.test.labels()),
@@ -21,24 +31,38 @@ pub fn baselines(loaders: &DataLoaders, classes: &[String], seed: u64) -> Result
             .iter()
             .map(|_| rng.below(classes.len()) as i64)
             .collect();
-        for (name, preds) in [
+        for (baseline, preds) in [
             (format!("majority ({})", classes[majority]), always),
             ("uniform random".to_string(), uniform),
         ] {
             let m = Metrics::compute(labels, &preds, classes);
-            rows.0.push(name);
-            rows.1.push(split.to_string());
-            rows.2.push(m.accuracy);
-            rows.3.push(m.macro_avg.f1);
+            scores.push(BaselineScore {
+                baseline,
+                split,
+                accuracy: m.accuracy,
+                macro_f1: m.macro_avg.f1,
+            });
         }
     }
+    scores
+}
+
+/// Accuracy and macro-F1 of the majority and uniform baselines on validation and test.
+pub fn baselines(loaders: &DataLoaders, classes: &[String], seed: u64) -> Result<Table> {
+    let scores = baseline_scores(loaders, classes, seed);
+    let column = |name: &str, f: &dyn Fn(&BaselineScore) -> String| {
+        Column::new(name.into(), scores.iter().map(f).collect::<Vec<_>>())
+    };
+    let number = |name: &str, f: fn(&BaselineScore) -> f64| {
+        Column::new(name.into(), scores.iter().map(f).collect::<Vec<_>>())
+    };
     Table::from_columns(
         "Baselines (chance level: accuracy 1/C for balanced classes)",
         vec![
-            Column::new("baseline".into(), rows.0),
-            Column::new("split".into(), rows.1),
-            Column::new("accuracy".into(), rows.2),
-            Column::new("macro-F1".into(), rows.3),
+            column("baseline", &|s| s.baseline.clone()),
+            column("split", &|s| s.split.to_string()),
+            number("accuracy", |s| s.accuracy),
+            number("macro-F1", |s| s.macro_f1),
         ],
     )
 }

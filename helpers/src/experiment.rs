@@ -92,6 +92,17 @@ pub fn collect_points(root: &Path, points: &[Point]) -> Result<Vec<RunSummary>> 
         .collect()
 }
 
+/// The finished points of a sweep under `root` (the others left out), as
+/// [`collect_points`] reads them.
+pub fn collect_finished(root: &Path, points: &[Point]) -> Result<Vec<RunSummary>> {
+    let finished: Vec<Point> = points
+        .iter()
+        .filter(|p| crate::run::RunDir::at(root.join(&p.name)).is_finished())
+        .cloned()
+        .collect();
+    collect_points(root, &finished)
+}
+
 /// Trains every point under `opts.root`, in order (finished points with the same
 /// config reused, unfinished ones resumed, unless `opts.existing` says otherwise).
 pub fn run_points(

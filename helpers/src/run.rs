@@ -12,7 +12,7 @@
 //! logs/                        TensorBoard event files (losses, accuracies, LR per epoch)
 //! *.svg                        curves, confusion matrix, per-class F1
 //! ```
-use crate::backend::Versions;
+use crate::backend::{PrecisionChoice, Versions};
 use crate::config::RunConfig;
 use crate::data::Normalization;
 use crate::metrics::Metrics;
@@ -57,6 +57,9 @@ pub struct Meta {
     pub test_macro_f1: Option<f64>,
     /// Why the run failed, when it did.
     pub message: Option<String>,
+    /// The arithmetic it trained and evaluated in, and why (`auto`'s probe figures).
+    #[serde(default)]
+    pub precision: Option<PrecisionChoice>,
     pub versions: Versions,
 }
 

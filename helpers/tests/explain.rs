@@ -216,6 +216,7 @@ fn a_model_without_convolutions_has_no_automatic_target() -> Result<()> {
         num_classes: 4,
         channels_last: false,
         trainable_from: 0,
+        precision: helpers::backend::Precision::Fp32,
     };
     let x = Tensor::zeros([1, 1, 8, 8], (Kind::Float, tch::Device::Cpu));
     let e = cam(&model, &x, None, None, CamMethod::GradCam)

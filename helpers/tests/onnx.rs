@@ -162,6 +162,7 @@ fn a_layer_that_cannot_export_is_named() {
         num_classes: 2,
         channels_last: false,
         trainable_from: 0,
+        precision: helpers::backend::Precision::Fp32,
     };
     let err = deploy::to_onnx_bytes(&model).unwrap_err().to_string();
     assert!(

@@ -3,6 +3,8 @@
 mod common;
 
 use common::{serial, synth_dataset, tiny_config};
+use helpers::backend::precision::cpu_has_native_bf16;
+use helpers::backend::Precision;
 use helpers::io::tensors as checkpoint;
 use helpers::run::Existing;
 use helpers::run::Status;
@@ -282,5 +284,65 @@ fn early_stopping_ends_the_run_and_restores_the_best_weights() -> Result<()> {
     // The returned model holds the best weights: its validation accuracy is the best epoch's.
     let val = helpers::evaluate::predict(&run.model, &run.loaders.val);
     assert_eq!(val.accuracy(), best.val_accuracy);
+    Ok(())
+}
+
+#[test]
+fn auto_precision_is_recorded_and_trains_bit_for_bit_as_the_chosen_precision() -> Result<()> {
+    let _guard = serial();
+    let data = synth_dataset();
+    let (auto, told) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cfg = tiny_config("p");
+    assert_eq!(cfg.train.precision, Precision::Auto, "auto is the default");
+    let run = fit_with(
+        &cfg,
+        &data,
+        &opts(auto.path(), Existing::Refuse),
+        &mut Silent,
+    )?;
+    let choice = run
+        .meta
+        .precision
+        .clone()
+        .expect("meta.json records the choice");
+    assert_ne!(choice.used, Precision::Auto);
+    assert_eq!(choice.probe.is_some(), cpu_has_native_bf16(), "{choice:?}");
+    let mut explicit = tiny_config("p");
+    explicit.train.precision = choice.used;
+    fit_with(
+        &explicit,
+        &data,
+        &opts(told.path(), Existing::Refuse),
+        &mut Silent,
+    )?;
+    let read = |d: &Path| std::fs::read(d.join("p/model_checkpoint.safetensors")).unwrap();
+    assert_eq!(
+        read(auto.path()),
+        read(told.path()),
+        "the probe leaves no trace in the weights"
+    );
+    Ok(())
+}
+
+#[test]
+fn bf16_runs_learn_repeat_bitwise_and_reload_to_the_same_metrics() -> Result<()> {
+    let _guard = serial();
+    let data = synth_dataset();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut cfg = tiny_config("bf");
+    cfg.train.precision = Precision::Bf16;
+    let first = fit_with(&cfg, &data, &opts(a.path(), Existing::Refuse), &mut Silent)?;
+    fit_with(&cfg, &data, &opts(b.path(), Existing::Refuse), &mut Silent)?;
+    assert_eq!(first.meta.precision.as_ref().unwrap().used, Precision::Bf16);
+    assert!(first.test.accuracy > 0.9, "{}", first.test.accuracy);
+    let read = |d: &Path, f: &str| std::fs::read(d.join("bf").join(f)).unwrap();
+    for f in ["model_checkpoint.safetensors", "metrics.json"] {
+        assert_eq!(read(a.path(), f), read(b.path(), f), "{f}");
+    }
+    let reloaded = TrainedRun::load(&first.run.path, &data)?;
+    assert_eq!(
+        reloaded.test_predictions().metrics(&data.classes),
+        first.test
+    );
     Ok(())
 }

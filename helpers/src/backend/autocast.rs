@@ -102,11 +102,12 @@ impl Drop for Region {
 }
 
 /// Runs `f` with autocast to `precision` on `device`'s type; fp32 (or no autocast
-/// functions) runs it as it is. Differentiable ops inside record their casts, so
+/// functions) runs it as it is, and so does `auto`, which a run resolves before
+/// computing ([`super::PrecisionChoice`]). Differentiable ops inside record their casts, so
 /// `backward` is called after the region, as in PyTorch.
 pub fn autocast<T>(device: Device, precision: Precision, f: impl FnOnce() -> T) -> T {
     let dtype = match precision {
-        Precision::Fp32 => return f(),
+        Precision::Fp32 | Precision::Auto => return f(),
         Precision::Bf16 => BFLOAT16,
         Precision::Fp16 => HALF,
     };

@@ -6,9 +6,11 @@ pub mod autocast;
 pub mod environment;
 pub mod libtorch;
 pub mod memory_format;
+pub mod precision;
 
 pub use environment::{versions, Versions, TCH_VERSION};
 pub use libtorch::{cuda_available, cuda_status, gpu_names, load_cuda};
+pub use precision::{Precision, PrecisionChoice, PrecisionProbe};
 
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -65,42 +67,5 @@ impl DeviceChoice {
             ));
         }
         Ok(device)
-    }
-}
-
-/// Floating-point precision of the forward pass.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Precision {
-    /// Plain 32-bit floats.
-    #[default]
-    Fp32,
-    /// Autocast to bfloat16 (Ampere and newer): fp32's range, no loss scaling needed.
-    Bf16,
-    /// Autocast to float16, with dynamic loss scaling against gradient underflow.
-    Fp16,
-}
-
-impl Precision {
-    /// The precision a run on `device` trains in when `asked` is configured: as asked on
-    /// CUDA, fp32 on the CPU (bf16 there is many times slower without native support, and
-    /// fp16 autocast is CUDA's). The note says why, when the request was overridden.
-    pub fn effective(asked: Precision, device: Device) -> Result<(Precision, Option<String>)> {
-        if asked == Precision::Fp32 {
-            return Ok((asked, None));
-        }
-        if !device.is_cuda() {
-            let note = format!(
-                "train.precision = {asked:?} applies on CUDA only; training in fp32 on the CPU"
-            );
-            return Ok((Precision::Fp32, Some(note)));
-        }
-        if !autocast::available() {
-            return Err(Error::config(
-                "train.precision",
-                "libtorch's autocast functions were not found in this process; use \"fp32\"",
-            ));
-        }
-        Ok((asked, None))
     }
 }

@@ -238,7 +238,7 @@ impl<'m> Runner<'m> {
 }
 
 fn max_abs_diff(runner: &mut Runner, model: &Model, x: &Tensor) -> Result<f64> {
-    let reference = tch::no_grad(|| model.forward_t(x, false));
+    let reference = tch::no_grad(|| model.forward_fp32(x));
     let got = runner.run(x)?;
     Ok((got - reference).abs().max().double_value(&[]))
 }

@@ -271,7 +271,8 @@ pub struct Agreement {
 }
 
 /// Runs `images` through the ONNX file at `onnx_path` in ONNX Runtime and through
-/// `model` in tch, and compares the two.
+/// `model` in tch (in fp32, the export's arithmetic, even for a bf16 run), and compares
+/// the two.
 pub fn agreement(
     model: &crate::models::Model,
     onnx_path: &Path,
@@ -279,7 +280,7 @@ pub fn agreement(
 ) -> Result<Agreement> {
     let mut ort_model = OrtModel::load(onnx_path, &Default::default())?;
     let ort_logits = ort_model.run(images)?;
-    let tch_logits = tch::no_grad(|| model.forward_t(images, false));
+    let tch_logits = tch::no_grad(|| model.forward_fp32(images));
     let same_class = ort_logits
         .argmax(-1, false)
         .eq_tensor(&tch_logits.argmax(-1, false))

@@ -5,20 +5,24 @@ use std::path::PathBuf;
 /// The Python environment `scripts/setup` creates (`$LAB_VENV`, else
 /// `$LAB_CACHE/venv`, else `~/.cache/dl-lab/venv`).
 pub fn venv_dir() -> PathBuf {
-    if let Ok(v) = std::env::var("LAB_VENV") {
-        return PathBuf::from(v);
+    match std::env::var("LAB_VENV") {
+        Ok(v) => PathBuf::from(v),
+        Err(_) => cache_dir().join("venv"),
     }
-    let cache = std::env::var("LAB_CACHE")
+}
+
+/// The folder of what is expensive to remake and outlives a clone (`$LAB_CACHE`, else
+/// `$XDG_CACHE_HOME/dl-lab`, else `~/.cache/dl-lab`).
+pub fn cache_dir() -> PathBuf {
+    if let Ok(c) = std::env::var("LAB_CACHE") {
+        return PathBuf::from(c);
+    }
+    let base = std::env::var("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
-            let base = std::env::var("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|_| {
-                    PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache")
-                });
-            base.join("dl-lab")
+            PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache")
         });
-    cache.join("venv")
+    base.join("dl-lab")
 }
 
 /// `site-packages` folders of the venv (one per Python version found).

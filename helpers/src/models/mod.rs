@@ -11,12 +11,14 @@ pub mod summary;
 
 pub use layers::Layer;
 
+use crate::backend::autocast::autocast;
+use crate::backend::Precision;
 use crate::data::Normalization;
 use crate::io::tensors;
 use crate::Result;
 pub use config::{Arch, Freeze, Head, ModelConfig};
 use std::path::Path;
-use tch::{nn, Device, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 /// A network with its weights: a sequence of named layers over one VarStore.
 #[derive(Debug)]
@@ -37,6 +39,10 @@ pub struct Model {
     /// Layers before this index are frozen: they run in evaluation mode (batch norm
     /// keeps its statistics) and without gradients. 0 = everything trains.
     pub trainable_from: usize,
+    /// The arithmetic of every pass (training, evaluation, Grad-CAM, embeddings): bf16
+    /// runs the layers under autocast and returns fp32 outputs. Set from the run's
+    /// [`crate::backend::PrecisionChoice`]; fp32 when built.
+    pub precision: Precision,
 }
 
 impl Model {
@@ -44,6 +50,12 @@ impl Model {
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let feats = self.features_t(xs, train);
         self.head_t(&feats, train)
+    }
+
+    /// Logits in evaluation mode computed in fp32 whatever [`Model::precision`] says: the
+    /// arithmetic of an fp32 export (ONNX), which is checked against it.
+    pub fn forward_fp32(&self, xs: &Tensor) -> Tensor {
+        self.run_layers_as_is(xs, 0..=self.layers.len() - 1, false)
     }
 
     /// Output of the last convolutional block, `[N, C, h, w]`.
@@ -69,6 +81,20 @@ impl Model {
 
     /// Runs `range` of the layers; inputs enter channels-last when the model uses it.
     fn run_layers(
+        &self,
+        xs: &Tensor,
+        range: std::ops::RangeInclusive<usize>,
+        train: bool,
+    ) -> Tensor {
+        if self.precision == Precision::Fp32 {
+            return self.run_layers_as_is(xs, range, train);
+        }
+        autocast(self.device(), self.precision, || {
+            self.run_layers_as_is(xs, range, train).to_kind(Kind::Float)
+        })
+    }
+
+    fn run_layers_as_is(
         &self,
         xs: &Tensor,
         range: std::ops::RangeInclusive<usize>,
@@ -255,6 +281,7 @@ pub fn build(
         num_classes,
         channels_last,
         trainable_from: 0,
+        precision: Precision::Fp32,
     };
     if !cfg.weights.is_empty() {
         pretrained::load_pretrained(&model, &cfg.weights)?;

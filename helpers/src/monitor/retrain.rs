@@ -34,7 +34,7 @@ use crate::models::{self, Model};
 use crate::rng::Rng;
 use crate::run::{RunDir, Status};
 use crate::tasks::image::{Batches, ImageClassification, TrainedRun};
-use crate::train::{History, LoopState, Optimizer, Precision, Schedule, Trainer};
+use crate::train::{History, LoopState, Optimizer, Schedule, Trainer};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -409,13 +409,15 @@ fn fine_tune(
     }
     let device = cfg.device();
     tch::manual_seed(options.seed as i64);
-    let model = models::build(
+    let mut model = models::build(
         &cfg.model,
         parent.model.input_shape,
         parent.model.num_classes,
         device,
     )?;
     model.load(&parent.run.best_checkpoint())?;
+    // The parent's arithmetic (its meta.json, which the candidate's copies).
+    model.precision = parent.model.precision;
     let norm: &Normalization = &parent.loaders.norm;
     model.set_input_stats(norm);
     let augment = Some(cfg.data.augment.clone());
@@ -437,7 +439,8 @@ fn fine_tune(
     trainer.validate_every = 0;
     let task = ImageClassification::new(&model, Batches::Pixels(&loader))
         .with_label_smoothing(cfg.train.label_smoothing);
-    let mut state = LoopState::new(Schedule::constant(lr), Precision::Fp32);
+    trainer.precision = model.precision;
+    let mut state = LoopState::new(Schedule::constant(lr), model.precision);
     trainer.run(&task, &mut opt, &mut state, &mut [])?;
     Ok((model, state.history))
 }

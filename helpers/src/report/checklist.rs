@@ -487,7 +487,12 @@ impl Notebook {
                         .lines()
                         .map(|l| Item::Line(l.to_string())),
                 );
-            } else if cell["outputs"].as_array().is_some_and(|o| !o.is_empty()) {
+            } else if let Some(outputs) = cell["outputs"].as_array().filter(|o| !o.is_empty()) {
+                // Markdown a cell renders (e.g. `Answers`) reads like the cells' own.
+                for o in outputs {
+                    let md = Self::text(&o["data"], "text/markdown");
+                    items.extend(md.lines().map(|l| Item::Line(l.to_string())));
+                }
                 items.push(Item::Output);
             }
         }

@@ -2,6 +2,7 @@
 //! folders an assignment collects ([`handin`]) with its checklist ([`checklist`]), and TensorBoard captures
 //! ([`tensorboard_shots`]). Tables and
 //! Markdown are [`crate::render`]'s; the environment table is [`crate::backend::versions`].
+pub mod answers;
 pub mod checklist;
 pub mod findings;
 pub mod handin;

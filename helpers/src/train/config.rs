@@ -43,9 +43,11 @@ pub struct TrainConfig {
     /// CutMix (Yun et al. 2019): a box of the shuffled copy is pasted in, λ = the kept
     /// area; 0 = off. With both alphas set, each batch uses one of the two at random.
     pub cutmix_alpha: f64,
-    /// Arithmetic of the forward pass on CUDA: `fp32`, or autocast to `bf16` / `fp16`
-    /// (fp16 with dynamic loss scaling). CPU runs always train in fp32
-    /// ([`Precision::effective`]).
+    /// Arithmetic of the forward pass: `auto` (bf16 autocast on a CPU with native bf16
+    /// when a start-up probe finds it faster, else fp32), `fp32`, or autocast to `bf16`
+    /// / `fp16` (fp16 with dynamic loss scaling, CUDA only); see
+    /// [`crate::backend::PrecisionChoice::choose`]. The image track uses it; the text,
+    /// regression and detection tracks compute in fp32.
     pub precision: Precision,
 }
 
@@ -102,7 +104,7 @@ impl Default for TrainConfig {
             early_stopping_patience: 0,
             mixup_alpha: 0.0,
             cutmix_alpha: 0.0,
-            precision: Precision::Fp32,
+            precision: Precision::Auto,
         }
     }
 }

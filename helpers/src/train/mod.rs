@@ -6,6 +6,7 @@ pub mod config;
 pub mod history;
 pub mod lr_find;
 pub mod optim;
+pub mod precision_probe;
 pub mod progress;
 pub mod schedule;
 pub mod tensorboard;

@@ -90,6 +90,14 @@ pub struct LoopState {
     /// fp16 loss scaling, carried across epochs and resumes.
     #[serde(default)]
     pub loss_scaler: Option<LossScaler>,
+    /// The precision the run computes in, so a resumed run keeps `auto`'s choice
+    /// (checkpoints from before it was recorded trained in fp32).
+    #[serde(default = "fp32")]
+    pub precision: Precision,
+}
+
+fn fp32() -> Precision {
+    Precision::Fp32
 }
 
 impl LoopState {
@@ -106,6 +114,7 @@ impl LoopState {
             schedule,
             history: History::default(),
             loss_scaler: (precision == Precision::Fp16).then(LossScaler::default),
+            precision,
         }
     }
 }
@@ -296,7 +305,7 @@ impl Trainer {
         let train_secs = started.elapsed().as_secs_f64();
         let val = self
             .validation_due(epoch)
-            .then(|| task.validate())
+            .then(|| autocast::autocast(task.device(), self.precision, || task.validate()))
             .flatten();
         let record = EpochRecord {
             epoch: epoch + 1,

@@ -2,6 +2,7 @@
 //! Fashion-MNIST batches, printed in the same format as scripts/bench_pytorch.py.
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use helpers::backend::autocast;
 use helpers::config::{Arch, ModelConfig, RunConfig, TrainConfig};
 use helpers::data::{fashion_mnist, DataLoaders};
 use helpers::models;
@@ -42,6 +43,25 @@ pub struct BenchArgs {
     /// Use the NCHW layout instead of channels-last.
     #[arg(long)]
     nchw: bool,
+    /// Arithmetic: `fp32`, or `bf16` (libtorch's CPU autocast to bfloat16).
+    #[arg(long, value_enum, default_value = "fp32")]
+    precision: BenchPrecision,
+}
+
+/// The precisions `lab bench` times (the run config's `auto` chooses between these).
+#[derive(Clone, Copy, ValueEnum)]
+pub enum BenchPrecision {
+    Fp32,
+    Bf16,
+}
+
+impl BenchPrecision {
+    fn precision(self) -> Precision {
+        match self {
+            BenchPrecision::Fp32 => Precision::Fp32,
+            BenchPrecision::Bf16 => Precision::Bf16,
+        }
+    }
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -78,16 +98,22 @@ pub fn run(args: BenchArgs) -> Result<()> {
             }
         }
     }
-    let layout = if args.nchw { "nchw" } else { "channels_last" };
+    let precision = args.precision.precision();
+    let layout = match (args.nchw, precision) {
+        (true, Precision::Bf16) => "nchw_bf16",
+        (true, _) => "nchw",
+        (false, Precision::Bf16) => "channels_last_bf16",
+        (false, _) => "channels_last",
+    };
     if matches!(args.what, What::Train | What::All) {
-        let ips = bench_train(&model, &cfg, &loaders, args.steps)?;
+        let ips = bench_train(&model, &cfg, &loaders, args.steps, precision)?;
         println!(
             "lab train img/s {ips:.1} (reference CNN, batch {}, {} threads, {layout})",
             args.batch_size, args.threads
         );
     }
     if matches!(args.what, What::Eval | What::All) {
-        let ips = bench_eval(&model, &loaders);
+        let ips = bench_eval(&model, &loaders, precision);
         println!(
             "lab eval img/s {ips:.1} (reference CNN, batch {}, {} threads, {layout})",
             args.eval_batch_size, args.threads
@@ -103,15 +129,17 @@ fn bench_train(
     cfg: &RunConfig,
     loaders: &DataLoaders,
     steps: usize,
+    precision: Precision,
 ) -> Result<f64> {
     const WARMUP: usize = 5;
     let batches: Vec<(Tensor, Tensor)> = loaders.train.batches(0).take(steps + WARMUP).collect();
     let task = ImageClassification::new(model, Batches::Fixed(batches));
     let mut opt = Optimizer::new(&cfg.train, model.trainable_named());
     let mut trainer = Trainer::new(usize::MAX);
+    trainer.precision = precision;
     trainer.validate_every = 0;
     trainer.max_steps = Some(steps + WARMUP);
-    let mut state = LoopState::new(Schedule::constant(1e-3), Precision::Fp32);
+    let mut state = LoopState::new(Schedule::constant(1e-3), precision);
     let mut clock = Throughput {
         warmup: WARMUP,
         started: None,
@@ -144,19 +172,22 @@ impl Callback for Throughput {
 
 /// Images per second of forward passes, three passes over the test set (after one
 /// warm-up batch).
-fn bench_eval(model: &models::Model, loaders: &DataLoaders) -> f64 {
+fn bench_eval(model: &models::Model, loaders: &DataLoaders, precision: Precision) -> f64 {
     let batches: Vec<(Tensor, Tensor)> = loaders.test.batches(0).collect();
-    tch::no_grad(|| {
-        let _ = model.forward_t(&batches[0].0, false);
-        let started = Instant::now();
-        let images: i64 = batches
-            .iter()
-            .map(|(x, _)| {
-                let _ = model.forward_t(x, false).argmax(-1, false).sum(Kind::Int64);
-                x.size()[0]
-            })
-            .sum();
-        images as f64 / started.elapsed().as_secs_f64()
+    let device = tch::Device::Cpu;
+    autocast::autocast(device, precision, || {
+        tch::no_grad(|| {
+            let _ = model.forward_t(&batches[0].0, false);
+            let started = Instant::now();
+            let images: i64 = batches
+                .iter()
+                .map(|(x, _)| {
+                    let _ = model.forward_t(x, false).argmax(-1, false).sum(Kind::Int64);
+                    x.size()[0]
+                })
+                .sum();
+            images as f64 / started.elapsed().as_secs_f64()
+        })
     })
 }
 

@@ -3,10 +3,16 @@
 //! `helpers::report::{handin, checklist, tensorboard_shots}`.
 use anyhow::Result;
 use clap::Args;
+use helpers::config::RunConfig;
+use helpers::experiment::collect_finished;
+use helpers::report::answers::{Answers, Evidence};
 use helpers::report::checklist::{self, Inputs, Verdict};
 use helpers::report::handin::{self, Layout, Sources};
 use helpers::report::tensorboard_shots::{capture, ShotOptions};
+use helpers::run::RunDir;
 use helpers::session::Session;
+use helpers::sweep::{ablation_points, grid_points};
+use helpers::tasks::image::TrainedRun;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -67,6 +73,22 @@ pub struct ShotsArgs {
     metric: String,
 }
 
+#[derive(Args)]
+pub struct AnswersArgs {
+    /// The final run's config (its run is read from --runs; the profile applies).
+    #[arg(long, default_value = "configs/fashion_mnist.toml")]
+    config: PathBuf,
+    /// The sweep config whose grid and ablation runs answer M4, M5, M7 and M8.
+    #[arg(long, default_value = "configs/sweep.toml")]
+    sweep: PathBuf,
+    /// Folder of run directories (default: `LAB_RUNS`, else saved_models).
+    #[arg(long)]
+    runs: Option<PathBuf>,
+    /// Write the answers (Markdown) here instead of printing them.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
 /// The main run: as given, else the main notebook's run under the session's profile.
 fn main_run(given: Option<String>, session: &Session) -> String {
     given.unwrap_or_else(|| format!("fashion_cnn{}", session.profile.suffix()))
@@ -120,6 +142,45 @@ pub fn check(args: CheckArgs, session: &Session) -> Result<()> {
     );
     if missing > 0 {
         anyhow::bail!("{missing} requirement(s) of `{}` not met", args.assignment);
+    }
+    Ok(())
+}
+
+/// Answers to the report template's D1–D11 and M0–M9 from the runs: the final run must
+/// be finished; unfinished sweep points are left out (their answers say so).
+pub fn answers(args: AnswersArgs, session: &Session) -> Result<()> {
+    let profile = session.profile;
+    let cfg = profile.apply(RunConfig::from_file(&args.config)?);
+    let root = args.runs.unwrap_or_else(|| session.runs_root.clone());
+    let run_dir = RunDir::at(root.join(&cfg.name));
+    if !run_dir.is_finished() {
+        anyhow::bail!(
+            "{}: not a finished run; `lab train --config {}` trains it",
+            run_dir.path.display(),
+            args.config.display()
+        );
+    }
+    let data = crate::load_data(&cfg)?;
+    let run = TrainedRun::load(&run_dir.path, &data)?;
+    let sweep = RunConfig::from_file(&args.sweep)?;
+    let grid = collect_finished(&root, &profile.apply_points(grid_points(&sweep)?))?;
+    let ablation_points = profile.apply_points(ablation_points(&sweep, profile.seeds())?);
+    let ablations = collect_finished(&root, &ablation_points)?;
+    let evidence = Evidence {
+        data: &data,
+        run: &run,
+        grid: &grid,
+        ablations: &ablations,
+        overfit_epochs: profile.overfit_epochs(),
+        lr_find_steps: profile.lr_find_steps(),
+    };
+    let markdown = Answers::compute(&evidence)?.markdown();
+    match args.out {
+        Some(out) => {
+            helpers::io::write_text_atomic(&out, &markdown)?;
+            println!("wrote {}", out.display());
+        }
+        None => println!("{markdown}"),
     }
     Ok(())
 }

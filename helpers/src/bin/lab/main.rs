@@ -69,6 +69,9 @@ enum Command {
     /// An assignment's checklist (project, transfer or mlops): ✓/✗ per requirement from
     /// the runs, the notebook and the hand-in folder; non-zero exit on any ✗.
     Check(coursework::CheckArgs),
+    /// Answers to the report template's numbered questions (D1–D11, M0–M9) from the
+    /// final run, its data and its sweeps, as Markdown.
+    Answers(coursework::AnswersArgs),
     /// PNG captures of TensorBoard's Scalars and HParams dashboards for the runs (the
     /// real TensorBoard on loopback, headless Chromium; stopped afterwards).
     TensorboardShots(coursework::ShotsArgs),
@@ -212,6 +215,7 @@ fn main() -> Result<()> {
         Command::Report(args) => report_cmd(args, &session)?,
         Command::Handin(args) => coursework::handin(args, &session)?,
         Command::Check(args) => coursework::check(args, &session)?,
+        Command::Answers(args) => coursework::answers(args, &session)?,
         Command::TensorboardShots(args) => coursework::tensorboard_shots(args)?,
         Command::BenchEmbed(args) => bench::run_embed(args)?,
         Command::BenchTokenize(args) => bench_text::run(args)?,

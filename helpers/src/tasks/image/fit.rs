@@ -5,7 +5,8 @@
 use super::probe::{self, EmbeddingCache};
 use super::task::{Batches, Held, ImageClassification, Mixing};
 use super::TrainedRun;
-use crate::backend::{versions, Precision};
+use crate::backend::precision::cached_probe;
+use crate::backend::{versions, PrecisionChoice};
 use crate::config::RunConfig;
 use crate::data::{DataLoaders, Dataset, Loader, Split};
 use crate::metrics::Metrics;
@@ -16,7 +17,8 @@ use crate::train::callbacks::{
 };
 use crate::train::tensorboard::HParam;
 use crate::train::{
-    Callback, History, LoopState, Optimizer, Outcome, PrintEpochs, Progress, Schedule, Trainer,
+    precision_probe, Callback, History, LoopState, Optimizer, Outcome, PrintEpochs, Progress,
+    Schedule, Trainer,
 };
 use crate::Result;
 use std::path::Path;
@@ -43,10 +45,10 @@ pub fn fit_with(
     if start == Start::Reuse {
         return reuse(&run, cfg, data, progress);
     }
-    let (device, precision) = device_and_precision(cfg, progress)?;
+    let device = run_device(cfg)?;
     let loaders = loaders_for(&run, start, cfg, data, device)?;
     tch::manual_seed(cfg.seed as i64);
-    let model = models::build(
+    let mut model = models::build(
         &cfg.model,
         data.image_shape(),
         data.num_classes() as i64,
@@ -56,7 +58,8 @@ pub fn fit_with(
     let mut opt = Optimizer::new(&cfg.train, model.trainable_named());
     scale_backbone_lr(&mut opt, &model, cfg.model.backbone_lr_scale);
     let cache = probe_cache(cfg, data, &model, &loaders, &opts.root, progress)?;
-    let mut state = match start {
+    let task = || image_task(cfg, &model, &loaders, cache.as_ref());
+    let (mut state, precision) = match start {
         Start::Resume => {
             let state = callbacks::resume(&run.last_checkpoint(), &model.weights(), &mut opt)?;
             let done = state.epochs_done;
@@ -64,23 +67,31 @@ pub fn fit_with(
                 "{}: resuming after epoch {done}",
                 run.path.display()
             ));
-            state
+            let precision = PrecisionChoice::resumed(state.precision);
+            (state, precision)
         }
         _ => {
             run.write_config(cfg)?;
             loaders.split.save(&run.file("split.json"))?;
+            let key = probe_key(cfg);
+            let precision = PrecisionChoice::choose(cfg.train.precision, device, || {
+                cached_probe(&key, || precision_probe::measure(&task()))
+            })?;
             let schedule = Schedule::new(&cfg.train, loaders.train.num_batches());
-            LoopState::new(schedule, precision)
+            (LoopState::new(schedule, precision.used), precision)
         }
     };
+    progress.on_message(&format!("precision: {}", precision.reason));
+    model.precision = precision.used;
     let training = Training {
         cfg,
         run: &run,
         model: &model,
         loaders: &loaders,
         cache: cache.as_ref(),
+        precision,
     };
-    let outcome = training.train(precision, opts, &mut opt, &mut state, progress)?;
+    let outcome = training.train(opts, &mut opt, &mut state, progress)?;
     if outcome == Outcome::Paused {
         // Stopped on request (as a killed run would): leave it resumable.
         return TrainedRun::partial(run, cfg, model, loaders, state.history);
@@ -88,20 +99,48 @@ pub fn fit_with(
     training.finish(&state, data)
 }
 
-/// The run's device (threads set first) and the precision it trains in there.
-fn device_and_precision(
-    cfg: &RunConfig,
-    progress: &mut dyn Progress,
-) -> Result<(tch::Device, Precision)> {
+/// The run's device (libtorch's threads set first).
+fn run_device(cfg: &RunConfig) -> Result<tch::Device> {
     if cfg.threads > 0 {
         tch::set_num_threads(cfg.threads as i32);
     }
-    let device = cfg.checked_device()?;
-    let (precision, note) = Precision::effective(cfg.train.precision, device)?;
-    if let Some(note) = note {
-        progress.on_message(&note);
-    }
-    Ok((device, precision))
+    cfg.checked_device()
+}
+
+/// The probe cache's key: the run's config (its hash) on this CPU, libtorch and thread
+/// count, so a rerun of the same config on the same machine reuses the verdict.
+fn probe_key(cfg: &RunConfig) -> String {
+    let v = versions();
+    format!(
+        "{} | {} | libtorch {} | {} threads",
+        cfg.hash(),
+        v.cpu_model,
+        v.libtorch,
+        v.torch_threads
+    )
+}
+
+/// The image task of a run: its training batches (pixels, or a linear probe's cached
+/// embeddings), validation data, label smoothing and mixing.
+fn image_task<'a>(
+    cfg: &RunConfig,
+    model: &'a Model,
+    loaders: &'a DataLoaders,
+    cache: Option<&'a EmbeddingCache>,
+) -> ImageClassification<'a> {
+    let batches = match cache {
+        Some(c) => Batches::Embeddings(&loaders.train, c),
+        None => Batches::Pixels(&loaders.train),
+    };
+    let t = &cfg.train;
+    ImageClassification::new(model, batches)
+        .with_validation(held_data(&loaders.val, cache, |c| &c.val))
+        .with_label_smoothing(t.label_smoothing)
+        .with_mixing(Mixing {
+            mixup_alpha: t.mixup_alpha,
+            cutmix_alpha: t.cutmix_alpha,
+            seed: cfg.seed,
+        })
 }
 
 /// Loaders on the run's split: the saved one when resuming, else a new stratified one.
@@ -152,6 +191,18 @@ fn reuse(
     Ok(reused)
 }
 
+/// Held-out data of `loader`: its pixels, or a linear probe's cached embeddings of it.
+fn held_data<'a>(
+    loader: &'a Loader,
+    cache: Option<&'a EmbeddingCache>,
+    cached: fn(&EmbeddingCache) -> &Tensor,
+) -> Held<'a> {
+    match cache {
+        Some(c) => Held::Embeddings(loader, cached(c)),
+        None => Held::Pixels(loader),
+    }
+}
+
 /// Borrowed pieces of one training session.
 struct Training<'a> {
     cfg: &'a RunConfig,
@@ -160,40 +211,25 @@ struct Training<'a> {
     loaders: &'a DataLoaders,
     /// Embeddings of a linear probe, when the frozen backbone's outputs are cached.
     cache: Option<&'a EmbeddingCache>,
+    /// The arithmetic it trains and evaluates in, and why.
+    precision: PrecisionChoice,
 }
 
 impl Training<'_> {
     /// The image task over this session's loaders (or the probe's embeddings).
     fn task(&self) -> ImageClassification<'_> {
-        let train = &self.loaders.train;
-        let batches = match self.cache {
-            Some(c) => Batches::Embeddings(train, c),
-            None => Batches::Pixels(train),
-        };
-        let t = &self.cfg.train;
-        ImageClassification::new(self.model, batches)
-            .with_validation(self.held(&self.loaders.val, |c| &c.val))
-            .with_label_smoothing(t.label_smoothing)
-            .with_mixing(Mixing {
-                mixup_alpha: t.mixup_alpha,
-                cutmix_alpha: t.cutmix_alpha,
-                seed: self.cfg.seed,
-            })
+        image_task(self.cfg, self.model, self.loaders, self.cache)
     }
 
     /// Held-out data of `loader`: its pixels, or the probe's cached embeddings of it.
     fn held<'b>(&'b self, loader: &'b Loader, cached: fn(&EmbeddingCache) -> &Tensor) -> Held<'b> {
-        match self.cache {
-            Some(c) => Held::Embeddings(loader, cached(c)),
-            None => Held::Pixels(loader),
-        }
+        held_data(loader, self.cache, cached)
     }
 
     /// The loop with the run's callbacks: best checkpoint (restored at the end), early
     /// stopping, TensorBoard, last checkpoint, meta/history files, progress.
     fn train(
         &self,
-        precision: Precision,
         opts: &FitOptions,
         opt: &mut Optimizer,
         state: &mut LoopState,
@@ -201,7 +237,7 @@ impl Training<'_> {
     ) -> Result<Outcome> {
         let t = &self.cfg.train;
         let mut trainer = Trainer::new(t.epochs);
-        trainer.precision = precision;
+        trainer.precision = self.precision.used;
         trainer.grad_clip = t.grad_clip;
         trainer.reseed = Some(self.cfg.seed);
         trainer.stop_after_epochs = opts.stop_after_epochs;
@@ -272,6 +308,7 @@ impl Training<'_> {
             test_accuracy: None,
             test_macro_f1: None,
             message,
+            precision: Some(self.precision.clone()),
             versions: versions(),
         }
     }
@@ -342,7 +379,7 @@ fn scale_backbone_lr(opt: &mut Optimizer, model: &Model, scale: f64) {
 /// The trained weights in a model of their own (a new VarStore), so the returned run
 /// shares no tensor with the optimiser and loop of this call.
 fn with_fresh_store(trained: &Model, cfg: &RunConfig, data: &Dataset) -> Result<Model> {
-    let model = models::build(
+    let mut model = models::build(
         &cfg.model,
         data.image_shape(),
         data.num_classes() as i64,
@@ -350,6 +387,7 @@ fn with_fresh_store(trained: &Model, cfg: &RunConfig, data: &Dataset) -> Result<
     )?;
     let named: std::collections::HashMap<String, Tensor> = trained.weights().into_iter().collect();
     model.copy_from(&named, "", Path::new("(memory)"))?;
+    model.precision = trained.precision;
     Ok(model)
 }
 

@@ -1,5 +1,6 @@
 //! [`TrainedRun`]: a finished (or reloaded) run with its best weights, data loaders,
 //! history and test metrics — what the report and the analyses read.
+use crate::backend::Precision;
 use crate::config::RunConfig;
 use crate::data::{DataLoaders, Dataset, Split};
 use crate::evaluate::{predict, Predictions};
@@ -43,7 +44,7 @@ impl TrainedRun {
             config.seed,
             device,
         );
-        let model = models::build(
+        let mut model = models::build(
             &config.model,
             data.image_shape(),
             data.num_classes() as i64,
@@ -51,6 +52,8 @@ impl TrainedRun {
         )?;
         model.load(&run.best_checkpoint())?;
         let (history, test, meta) = (run.history()?, run.metrics()?, run.meta()?);
+        // Evaluated as it trained: the scores reproduce `metrics.json` exactly.
+        model.precision = meta.precision.as_ref().map_or(Precision::Fp32, |p| p.used);
         Ok(TrainedRun {
             run,
             config,
