@@ -149,8 +149,8 @@ fn data_answers(e: &Evidence) -> Vec<Answer> {
         answer(
             "D4",
             "Class distribution and its effect",
-            class_balance(&card),
-            "the data card's class counts",
+            class_balance(l.train.labels(), data.num_classes()),
+            "the run's training split",
         ),
         answer(
             "D5",
@@ -226,12 +226,14 @@ fn split_how(cfg: &RunConfig) -> String {
     )
 }
 
-fn class_balance(card: &DataCard) -> String {
+fn class_balance(labels: &[i64], classes: usize) -> String {
+    let mut counts = vec![0usize; classes];
+    labels.iter().for_each(|&l| counts[l as usize] += 1);
     let (min, max) = (
-        card.train_counts.iter().copied().min().unwrap_or(0),
-        card.train_counts.iter().copied().max().unwrap_or(0),
+        counts.iter().copied().min().unwrap_or(0),
+        counts.iter().copied().max().unwrap_or(0),
     );
-    let ratio = card.imbalance_ratio();
+    let ratio = max as f64 / min.max(1) as f64;
     let verdict = if ratio <= 1.1 {
         "balanced: accuracy and macro-F1 tell the same story, the majority baseline sits at \
          chance level, and no class weighting or resampling is needed"
@@ -259,7 +261,7 @@ fn preprocessing(run: &TrainedRun) -> String {
          inputs keep the first layers' activations and gradients in range. {}",
         list(&norm.mean),
         list(&norm.std),
-        if run.config.model.channels_last {
+        if run.model.channels_last {
             "Tensors are laid out channels-last (NHWC), which oneDNN's convolutions run faster."
         } else {
             "Tensors stay NCHW."
@@ -499,6 +501,14 @@ fn baseline_answer(scores: &[BaselineScore], run: &TrainedRun) -> String {
     )
 }
 
+/// A config enum as the config file spells it (`one_cycle`, not `OneCycle`).
+fn spelled<T: serde::Serialize + std::fmt::Debug>(value: &T) -> String {
+    match toml::Value::try_from(value) {
+        Ok(toml::Value::String(s)) => s,
+        _ => format!("{value:?}"),
+    }
+}
+
 fn architecture(run: &TrainedRun, ablations: &[RunSummary]) -> String {
     let m = &run.config.model;
     let layers: Vec<&str> = run.model.layers.iter().map(|(n, _)| n.as_str()).collect();
@@ -514,15 +524,15 @@ fn architecture(run: &TrainedRun, ablations: &[RunSummary]) -> String {
         keys => format!("{} (varied by the ablations)", keys.join(", ")),
     };
     format!(
-        "{:?}: stages of widths {:?} with {:?} 3×3 conv + {}ReLU blocks, each later stage \
-         halving the resolution, then a {:?} head with dropout {} → {} logits; cross-entropy \
+        "{}: stages of widths {:?} with {:?} 3×3 conv + {}ReLU blocks, each later stage \
+         halving the resolution, then a {} head with dropout {} → {} logits; cross-entropy \
          loss (label smoothing {}). Layers: {}. {} parameters ({} trainable). Model \
          hyper-parameters: {keys}.",
-        m.arch,
+        spelled(&m.arch),
         m.widths,
         m.depths,
         if m.batch_norm { "batch-norm + " } else { "" },
-        m.head,
+        spelled(&m.head),
         m.dropout,
         run.model.num_classes,
         run.config.train.label_smoothing,
@@ -554,11 +564,11 @@ fn lr_choice(
     format!(
         "LR range test from 1e-5 to 1 over {steps} steps: the loss falls fastest at {:.1e} and \
          is lowest around {:.1e}, so the stable window is {lo:.1e} → {hi:.1e}. The run uses \
-         peak LR {} with a {:?} schedule, {} that window.{wd}",
+         peak LR {} with a {} schedule, {} that window.{wd}",
         f.steepest,
         f.valley,
         t.lr,
-        t.schedule,
+        spelled(&t.schedule),
         if inside {
             "inside (within a factor 3 of)"
         } else {
@@ -567,34 +577,71 @@ fn lr_choice(
     )
 }
 
-/// Mean best validation accuracy per value of `key` across the grid's points, as
-/// "v1 → a, v2 → b (best v)".
-fn grid_effect(grid: &[RunSummary], key: &str) -> Option<String> {
-    let mut by_value: Vec<(String, Vec<f64>)> = Vec::new();
-    for r in grid {
-        let Some((_, v)) = r.overrides.iter().find(|(k, _)| k == key) else {
-            continue;
-        };
-        let label = value_label(v);
-        match by_value.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, accs)) => accs.push(r.meta.best_val_accuracy),
-            None => by_value.push((label, vec![r.meta.best_val_accuracy])),
+/// Mean best validation accuracy per value of `key` across the grid's points, in the
+/// grid's order; `None` when fewer than two values were run.
+fn grid_means(grid: &[RunSummary], key: &str) -> Option<Vec<(String, f64)>> {
+    let labelled = grid.iter().filter_map(|r| {
+        let (_, v) = r.overrides.iter().find(|(k, _)| k == key)?;
+        Some((value_label(v), r.meta.best_val_accuracy))
+    });
+    let means = group_means(labelled);
+    (means.len() >= 2).then_some(means)
+}
+
+/// The mean of each label's values, labels in order of first appearance.
+fn group_means(items: impl Iterator<Item = (String, f64)>) -> Vec<(String, f64)> {
+    let mut groups: Vec<(String, Vec<f64>)> = Vec::new();
+    for (label, x) in items {
+        match groups.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, xs)) => xs.push(x),
+            None => groups.push((label, vec![x])),
         }
     }
-    if by_value.len() < 2 {
-        return None;
-    }
-    let means: Vec<(String, f64)> = by_value
+    groups
         .into_iter()
-        .map(|(l, a)| (l, a.iter().sum::<f64>() / a.len() as f64))
-        .collect();
-    let best = means.iter().max_by(|a, b| a.1.total_cmp(&b.1))?;
+        .map(|(l, xs)| (l, xs.iter().sum::<f64>() / xs.len() as f64))
+        .collect()
+}
+
+fn best_of(means: &[(String, f64)]) -> usize {
+    (0..means.len())
+        .max_by(|&a, &b| means[a].1.total_cmp(&means[b].1))
+        .unwrap_or(0)
+}
+
+/// "mean best val accuracy v1 → a, v2 → b (best key = v)".
+fn grid_effect(grid: &[RunSummary], key: &str) -> Option<String> {
+    let means = grid_means(grid, key)?;
     let listed: Vec<String> = means.iter().map(|(l, a)| format!("{l} → {a:.4}")).collect();
     Some(format!(
-        "mean best val accuracy {} (best {} = {})",
+        "mean best val accuracy {} (best {key} = {})",
         listed.join(", "),
-        key,
-        best.0
+        means[best_of(&means)].0
+    ))
+}
+
+/// What one expects of `key` against what the grid shows: where the best value sits
+/// (inside the grid or at its edge) and how far apart the values' scores are.
+fn expected_vs_observed(grid: &[RunSummary], key: &str, expected: &str) -> Option<String> {
+    let means = grid_means(grid, key)?;
+    let best = best_of(&means);
+    let scores = || means.iter().map(|m| m.1);
+    let spread = scores().fold(f64::MIN, f64::max) - scores().fold(f64::MAX, f64::min);
+    let place = if means.len() == 2 {
+        format!("the better of the two values is {}", means[best].0)
+    } else if best == 0 || best == means.len() - 1 {
+        format!(
+            "the best, {}, is at the grid's edge (extend the grid past it)",
+            means[best].0
+        )
+    } else {
+        format!("the best, {}, is inside the grid", means[best].0)
+    };
+    Some(format!(
+        "expected {expected}; observed: {place}, and the values' mean scores span {:.1} \
+         points ({}).",
+        spread * 100.0,
+        grid_effect(grid, key)?
     ))
 }
 
@@ -653,18 +700,24 @@ fn curves_reading(history: &History) -> String {
             "mild overfitting: training accuracy leads validation by {:.1} points",
             gap * 100.0
         )
-    } else if last.train_accuracy < 0.9 * last.val_accuracy.max(1e-9) {
-        "training accuracy is below validation, as augmentation and label smoothing make the \
-         training task harder; no sign of overfitting"
-            .to_string()
+    } else if gap < -0.03 {
+        format!(
+            "no overfitting: training accuracy trails validation by {:.1} points, as \
+             augmentation, dropout and label smoothing make only the training batches harder",
+            -gap * 100.0
+        )
     } else {
-        "no overfitting: validation loss is at its minimum at the end and the accuracies stay \
-         within 3 points"
-            .to_string()
+        "no overfitting: the training and validation accuracies stay within 3 points".to_string()
+    };
+    let trend = if best.epoch == last.epoch {
+        "validation loss is lowest at the last epoch, so more epochs could still help \
+         (not converged)"
+    } else {
+        "validation loss reached its minimum before the end"
     };
     format!(
         "{} epochs; last epoch: train loss {:.4} / accuracy {:.4}, validation loss {:.4} / \
-         accuracy {:.4}. Verdict: {verdict}. Curves: training_curves.svg in the run, \
+         accuracy {:.4}. Verdict: {verdict}; {trend}. Curves: training_curves.svg in the run, \
          train/loss and val/loss in TensorBoard.",
         last.epoch, last.train_loss, last.train_accuracy, last.val_loss, last.val_accuracy
     )
@@ -672,12 +725,21 @@ fn curves_reading(history: &History) -> String {
 
 fn comparisons(grid: &[RunSummary], ablations: &[RunSummary]) -> String {
     let mut parts = Vec::new();
-    for (key, name) in [
-        ("train.lr", "Learning rate"),
-        ("train.weight_decay", "Weight decay"),
-    ] {
-        match grid_effect(grid, key) {
-            Some(e) => parts.push(format!("{name}: {e}.")),
+    let expectations = [
+        (
+            "train.lr",
+            "Learning rate",
+            "an optimum inside the grid (too low learns slowly, too high is unstable early on)",
+        ),
+        (
+            "train.weight_decay",
+            "Weight decay",
+            "a small effect in a few epochs (it regularises slowly, narrowing the train–val gap)",
+        ),
+    ];
+    for (key, name, expected) in expectations {
+        match expected_vs_observed(grid, key, expected) {
+            Some(e) => parts.push(format!("{name}: {e}")),
             None => parts.push(format!("{name}: not varied by a finished grid.")),
         }
     }
@@ -696,28 +758,29 @@ fn comparisons(grid: &[RunSummary], ablations: &[RunSummary]) -> String {
     parts.join(" ")
 }
 
-/// Each ablation variant's change in best validation accuracy from the base (the first).
+/// Each ablation variant's change in mean best validation accuracy (over its seeds)
+/// from the base's (the first run's variant).
 fn ablation_deltas(ablations: &[RunSummary]) -> Vec<(String, f64)> {
-    let Some(base) = ablations.first() else {
+    // The seed is how a variant is repeated, not what it changes.
+    let variant = |r: &RunSummary| {
+        let changed = r.overrides.iter().filter(|(k, _)| k != "seed");
+        let parts: Vec<String> = changed
+            .map(|(k, v)| format!("{k} = {}", value_label(v)))
+            .collect();
+        parts.join(", ")
+    };
+    let means = group_means(
+        ablations
+            .iter()
+            .map(|r| (variant(r), r.meta.best_val_accuracy)),
+    );
+    let Some((base_label, base)) = means.first().cloned() else {
         return Vec::new();
     };
-    let variant = |r: &RunSummary| {
-        r.overrides
-            .iter()
-            .map(|(k, v)| format!("{k} = {}", value_label(v)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    ablations
-        .iter()
-        .skip(1)
-        .filter(|r| !r.overrides.is_empty())
-        .map(|r| {
-            (
-                variant(r),
-                r.meta.best_val_accuracy - base.meta.best_val_accuracy,
-            )
-        })
+    means
+        .into_iter()
+        .filter(|(label, _)| *label != base_label && !label.is_empty())
+        .map(|(label, acc)| (label, acc - base))
         .collect()
 }
 
