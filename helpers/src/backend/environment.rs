@@ -18,6 +18,10 @@ pub struct Versions {
     pub tch: String,
     pub libtorch: String,
     pub cpu_model: String,
+    /// Whether the CPU has native bf16 instructions (what `train.precision = "auto"`
+    /// needs before it probes bf16).
+    #[serde(default)]
+    pub cpu_bf16: bool,
     pub cpu_cores: usize,
     pub torch_threads: i32,
     pub cuda_available: bool,
@@ -44,6 +48,7 @@ pub fn versions() -> Versions {
         tch: TCH_VERSION.to_string(),
         libtorch: env!("HELPERS_LIBTORCH_VERSION").to_string(),
         cpu_model: cpu_model(),
+        cpu_bf16: super::precision::cpu_has_native_bf16(),
         cpu_cores: std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1),
@@ -85,6 +90,13 @@ impl Versions {
             ("tch", self.tch.clone()),
             ("libtorch", self.libtorch.clone()),
             ("CPU", self.cpu_model.clone()),
+            (
+                "CPU native bf16",
+                match self.cpu_bf16 {
+                    true => "yes (amx_bf16 or avx512_bf16)".to_string(),
+                    false => "no".to_string(),
+                },
+            ),
             ("CPU cores", self.cpu_cores.to_string()),
             ("torch threads", self.torch_threads.to_string()),
             ("CUDA available", self.cuda_available.to_string()),

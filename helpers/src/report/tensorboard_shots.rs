@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The folder of the runs root where LR range tests log (`lab lr-find`, the notebook).
+pub const LR_FIND_RUN: &str = "lr_find";
+
 /// One capture: its file name, the dashboard fragment and the window height.
 struct View {
     file: &'static str,
@@ -66,6 +69,17 @@ pub fn capture(runs: &Path, out: &Path, options: &ShotOptions) -> Result<Vec<Pat
             height: 1000,
         },
     ];
+    let mut views = Vec::from(views);
+    if runs.join(LR_FIND_RUN).is_dir() {
+        views.insert(
+            3,
+            View {
+                file: "lr_find.png",
+                fragment: scalars("^lr_find/"),
+                height: 700,
+            },
+        );
+    }
     let mut written = Vec::new();
     for view in views {
         let png = out.join(view.file);

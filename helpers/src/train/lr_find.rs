@@ -9,7 +9,7 @@ use crate::plot::{self, Figure, Series};
 use crate::render::evcxr_emit;
 use crate::Result;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tch::Tensor;
 
 /// The sweep and its suggestions.
@@ -173,6 +173,27 @@ impl LrFinder {
                 ],
             )],
         )
+    }
+
+    /// Writes the range test to a TensorBoard event file in `dir` (a fresh one each
+    /// call): per step, `lr_find/loss` (raw), `lr_find/smoothed_loss` and `lr_find/lr`,
+    /// the LR growing exponentially with the step, so the loss curve reads against
+    /// log(LR). Returns `self` for a notebook cell's display.
+    pub fn log_tensorboard(self, dir: &Path) -> Result<LrFinder> {
+        let mut w = super::tensorboard::EventWriter::create(dir)?;
+        for (step, ((lr, loss), smoothed)) in self
+            .lrs
+            .iter()
+            .zip(&self.losses)
+            .zip(&self.smoothed)
+            .enumerate()
+        {
+            w.scalar("lr_find/loss", step as i64, *loss)?;
+            w.scalar("lr_find/smoothed_loss", step as i64, *smoothed)?;
+            w.scalar("lr_find/lr", step as i64, *lr)?;
+        }
+        w.flush()?;
+        Ok(self)
     }
 
     /// evcxr's hook: the suggestions and the curve.

@@ -6,6 +6,7 @@ use clap::Args;
 use helpers::config::RunConfig;
 use helpers::data::DataLoaders;
 use helpers::experiment::{ablation_table, grid_table, run_points};
+use helpers::report::tensorboard_shots::LR_FIND_RUN;
 use helpers::session::Session;
 use helpers::tasks::image::FitOptions;
 use helpers::{models, sweep};
@@ -97,13 +98,16 @@ pub fn lr_find(args: LrFindArgs, session: &Session) -> Result<()> {
         args.steps,
     )?;
     found.figure()?.save(&args.out)?;
+    let logs = session.runs_root.join(LR_FIND_RUN).join(&cfg.name);
+    let found = found.log_tensorboard(&logs)?;
     println!(
-        "{} steps from {:.1e}; suggested LR: steepest descent {:.2e}, valley {:.2e}; curve in {}",
+        "{} steps from {:.1e}; suggested LR: steepest descent {:.2e}, valley {:.2e}; curve in {}, TensorBoard events in {}",
         found.lrs.len(),
         args.start,
         found.steepest,
         found.valley,
-        args.out.display()
+        args.out.display(),
+        logs.display()
     );
     Ok(())
 }
