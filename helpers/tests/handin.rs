@@ -4,7 +4,7 @@
 //! overwritten when the folder already holds other content.
 mod common;
 
-use common::{serial, synth_dataset, tiny_config};
+use common::{checklist_lines, numbered_questions_line, serial, synth_dataset, tiny_config};
 use helpers::report::handin::{build, Layout, Sources};
 use helpers::run::Existing;
 use helpers::tasks::image::{fit_with, FitOptions};
@@ -250,7 +250,7 @@ fn the_transfer_checklist_reads_runs_and_notebook() {
 
 #[test]
 fn report_layout_and_its_numbered_questions() {
-    use helpers::report::checklist::{check, Inputs};
+    use helpers::report::checklist::Inputs;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("runs");
     train(&root, &["fashion_cnn", "other"]);
@@ -290,25 +290,13 @@ fn report_layout_and_its_numbered_questions() {
         notebook: nb.clone(),
         handin: Some(out.clone()),
     };
-    let lines: Vec<String> = check(Layout::Report, &inputs)
-        .unwrap()
-        .iter()
-        .map(|r| r.to_string())
-        .collect();
-    let questions = lines
-        .iter()
-        .find(|l| l.contains("numbered question"))
-        .unwrap();
+    let questions = numbered_questions_line(&inputs);
     assert!(
         questions.starts_with("✗") && questions.contains("D1, D2"),
         "{questions}"
     );
     let answered = template.replace("A question?\n", "A question?\nThe answer, from the runs.\n");
     notebook(&nb, &[("markdown", &answered, None, "")]);
-    let lines: Vec<String> = check(Layout::Report, &inputs)
-        .unwrap()
-        .iter()
-        .map(|r| r.to_string())
-        .collect();
+    let lines = checklist_lines(Layout::Report, &inputs);
     assert!(lines.iter().all(|l| l.starts_with('✓')), "{lines:#?}");
 }

@@ -165,3 +165,23 @@ pub fn venv_python() -> std::path::PathBuf {
     );
     python
 }
+
+/// The checklist's lines for `layout` (`lab check --assignment …` prints the same).
+pub fn checklist_lines(
+    layout: helpers::report::handin::Layout,
+    inputs: &helpers::report::checklist::Inputs,
+) -> Vec<String> {
+    helpers::report::checklist::check(layout, inputs)
+        .unwrap()
+        .iter()
+        .map(|r| r.to_string())
+        .collect()
+}
+
+/// The checklist's line about the numbered questions of the report template.
+pub fn numbered_questions_line(inputs: &helpers::report::checklist::Inputs) -> String {
+    checklist_lines(helpers::report::handin::Layout::Report, inputs)
+        .into_iter()
+        .find(|l| l.contains("numbered question"))
+        .expect("the report checklist has a numbered-questions line")
+}
