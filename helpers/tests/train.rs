@@ -344,5 +344,78 @@ fn bf16_runs_learn_repeat_bitwise_and_reload_to_the_same_metrics() -> Result<()>
         reloaded.test_predictions().metrics(&data.classes),
         first.test
     );
+
+    // Stopped after one epoch and resumed: still bf16, and the same bits as unbroken.
+    let broken = tempfile::tempdir().unwrap();
+    let stopped = FitOptions {
+        stop_after_epochs: Some(1),
+        ..opts(broken.path(), Existing::Refuse)
+    };
+    fit_with(&cfg, &data, &stopped, &mut Silent)?;
+    let resumed = fit_with(
+        &cfg,
+        &data,
+        &opts(broken.path(), Existing::Resume),
+        &mut Silent,
+    )?;
+    assert_eq!(
+        resumed.meta.precision.as_ref().unwrap().used,
+        Precision::Bf16
+    );
+    assert_eq!(
+        read(a.path(), "model_checkpoint.safetensors"),
+        read(broken.path(), "model_checkpoint.safetensors")
+    );
+    Ok(())
+}
+
+/// Collects the messages a run reports.
+#[derive(Default)]
+struct Messages(Vec<String>);
+
+impl helpers::train::Progress for Messages {
+    fn on_message(&mut self, text: &str) {
+        self.0.push(text.to_string());
+    }
+}
+
+#[test]
+fn one_class_is_refused_and_a_tiny_split_is_warned_about() -> Result<()> {
+    let _guard = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut one = synth_dataset();
+    one.classes.truncate(1);
+    for set in [&mut one.train, &mut one.test] {
+        set.labels = set.labels.zeros_like();
+    }
+    let refused = fit_with(
+        &tiny_config("one"),
+        &one,
+        &opts(dir.path(), Existing::Refuse),
+        &mut Silent,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(refused.contains("at least 2"), "{refused}");
+
+    let mut tiny = synth_dataset();
+    (tiny.train, tiny.test) = (common::synth_set(64, 1), common::synth_set(16, 2));
+    let mut cfg = tiny_config("tiny");
+    cfg.train.epochs = 1;
+    let mut messages = Messages::default();
+    fit_with(
+        &cfg,
+        &tiny,
+        &opts(dir.path(), Existing::Refuse),
+        &mut messages,
+    )?;
+    assert!(
+        messages
+            .0
+            .iter()
+            .any(|m| m.starts_with("warning:") && m.contains("16 test images for 4 classes")),
+        "{:?}",
+        messages.0
+    );
     Ok(())
 }

@@ -131,10 +131,11 @@ impl PrecisionChoice {
         }
     }
 
-    /// The choice a resumed run made before (its checkpoint's precision).
-    pub fn resumed(used: Precision) -> PrecisionChoice {
+    /// The choice a resumed run made before (`used`, its checkpoint's precision) for the
+    /// config's `asked`.
+    pub fn resumed(asked: Precision, used: Precision) -> PrecisionChoice {
         PrecisionChoice {
-            asked: used,
+            asked,
             used,
             cpu_bf16: cpu_has_native_bf16(),
             probe: None,

@@ -46,7 +46,9 @@ pub fn fit_with(
         return reuse(&run, cfg, data, progress);
     }
     let device = run_device(cfg)?;
+    refuse_single_class(cfg, data)?;
     let loaders = loaders_for(&run, start, cfg, data, device)?;
+    warn_if_tiny(&loaders, data.num_classes(), progress);
     tch::manual_seed(cfg.seed as i64);
     let mut model = models::build(
         &cfg.model,
@@ -67,7 +69,7 @@ pub fn fit_with(
                 "{}: resuming after epoch {done}",
                 run.path.display()
             ));
-            let precision = PrecisionChoice::resumed(state.precision);
+            let precision = PrecisionChoice::resumed(cfg.train.precision, state.precision);
             (state, precision)
         }
         _ => {
@@ -97,6 +99,37 @@ pub fn fit_with(
         return TrainedRun::partial(run, cfg, model, loaders, state.history);
     }
     training.finish(&state, data)
+}
+
+/// A classifier needs two classes; with one, every prediction is right and the scores
+/// say nothing.
+fn refuse_single_class(cfg: &RunConfig, data: &Dataset) -> Result<()> {
+    if data.num_classes() >= 2 {
+        return Ok(());
+    }
+    Err(crate::Error::data(
+        &cfg.data.dir,
+        format!(
+            "{} class ({}) found; a classifier needs at least 2 (an image folder needs one \
+             sub-folder per class)",
+            data.num_classes(),
+            data.classes.join(", ")
+        ),
+    ))
+}
+
+/// Fewer than 10 validation or test images per class make accuracy a coin toss: said
+/// before training, not discovered in the report.
+fn warn_if_tiny(loaders: &DataLoaders, classes: usize, progress: &mut dyn Progress) {
+    let (train, val, test) = (loaders.train.len(), loaders.val.len(), loaders.test.len());
+    if val.min(test) >= 10 * classes {
+        return;
+    }
+    progress.on_message(&format!(
+        "warning: {train} training, {val} validation and {test} test images for {classes} \
+         classes — with fewer than 10 per class, accuracies move by whole points from one \
+         image to the next; treat them as a smoke test, not a result"
+    ));
 }
 
 /// The run's device (libtorch's threads set first).
