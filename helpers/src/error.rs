@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file or folder could not be read or written.
-    #[error("{path}: {source}{hint}", path = path.display(), hint = hint_suffix(hint))]
+    /// (`error` is not the `source` of the chain: its text is already in the message,
+    /// and a chain would print it again with the OS's error number.)
+    #[error("{path}: {what}{hint}", path = path.display(), what = io_text(error), hint = hint_suffix(hint))]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
         hint: Option<String>,
     },
     /// A data file exists but its content is not what its format promises.
@@ -42,13 +44,16 @@ pub enum Error {
         expected: String,
         got: Vec<i64>,
     },
-    /// Training produced a NaN or infinite loss; the best checkpoint is kept.
-    #[error("non-finite loss {loss} at epoch {epoch}, step {step} (lr {lr:.3e}); the best checkpoint so far is kept — lower the learning rate or enable gradient clipping")]
+    /// Training produced a NaN or infinite loss; the best checkpoint, if one was
+    /// written (`best_epoch` > 0), is kept.
+    #[error("non-finite loss {loss} at epoch {epoch}, step {step} (lr {lr:.3e}); {kept} — lower the learning rate (train.lr) or clip gradients (train.grad_clip)", kept = kept_checkpoint(*best_epoch))]
     NonFinite {
         epoch: usize,
         step: usize,
         loss: f64,
         lr: f64,
+        /// Epoch of the best checkpoint so far (0: none).
+        best_epoch: usize,
     },
     /// A run directory does not match what the caller asked for.
     #[error("run {path}: {reason}", path = path.display())]
@@ -75,6 +80,37 @@ pub enum Error {
 /// `Result` with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The OS's sentence for an I/O error, without its "(os error N)" suffix.
+fn io_text(source: &std::io::Error) -> String {
+    let text = source.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+/// What to do about the I/O errors a user can fix; every write is atomic, so what was
+/// written before is intact.
+fn io_hint(source: &std::io::Error) -> Option<String> {
+    use std::io::ErrorKind::*;
+    let fix = match source.kind() {
+        StorageFull | FileTooLarge | QuotaExceeded => "free disk space (or raise the file-size limit)",
+        ReadOnlyFilesystem | PermissionDenied => "give this user access to it (a runs folder must be writable; --root or LAB_RUNS names another)",
+        _ => return None,
+    };
+    Some(format!(
+        "{fix}, then run the command again (`lab train --resume` continues a run); files written before are intact"
+    ))
+}
+
+/// What a non-finite loss leaves to score.
+fn kept_checkpoint(best_epoch: usize) -> String {
+    match best_epoch {
+        0 => "no checkpoint was written before it, so there is nothing to score; train again with --force".into(),
+        e => format!("the best checkpoint (epoch {e}) is kept and can be scored (`lab evaluate` for an image run)"),
+    }
+}
+
 fn hint_suffix(hint: &Option<String>) -> String {
     hint.as_ref().map(|h| format!(" — {h}")).unwrap_or_default()
 }
@@ -84,8 +120,8 @@ impl Error {
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.as_ref().to_path_buf(),
-            source,
-            hint: None,
+            hint: io_hint(&source),
+            error: source,
         }
     }
 

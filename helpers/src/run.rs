@@ -1,20 +1,48 @@
 //! [`RunDir`]: one run's folder under `saved_models/`, the unit of exchange between the
-//! notebook, the CLI and other machines. Everything in it is written atomically.
+//! notebook, the CLI and other machines. Everything in it is written atomically (a temp
+//! file `.<name>.tmp<pid>` renamed over the file), so a reader sees the old file or the
+//! new one, never a torn one.
 //!
 //! ```text
 //! config.toml                  the config, written before the first step
 //! split.json                   train/val indices into the training set
 //! model_checkpoint.safetensors best weights (by validation accuracy)
-//! last_checkpoint.safetensors  weights + optimiser + trainer state, for --resume
-//! meta.json                    status, epochs, best epoch, seed, versions, config hash
+//! best.pt                      the same weights as PyTorch loads them (at the end)
+//! last_checkpoint.safetensors  weights + optimiser + loop state (with the history), for --resume
+//! meta.json                    state, epochs, best epoch, seed, versions, config hash, data record
 //! history.csv                  one row per epoch
 //! metrics.json                 test metrics of the best weights
 //! logs/                        TensorBoard event files (losses, accuracies, LR per epoch)
 //! *.svg                        curves, confusion matrix, per-class F1
 //! ```
+//!
+//! # The contract ([`RunState`], [`RunDir::state`])
+//!
+//! | state | files | meaning |
+//! |---|---|---|
+//! | created | `config.toml`, `split.json` | no epoch finished; nothing to score |
+//! | training | + `meta.json` (`running`), `history.csv`, both checkpoints | training now, or killed: `--resume` continues from the last checkpoint |
+//! | failed | `meta.json` (`failed`, with the error) | a step failed (e.g. a non-finite loss); the epochs before it are kept |
+//! | finished | + `metrics.json`, `best.pt`, figures; `meta.json` (`finished`, test scores) | complete |
+//!
+//! After every epoch the best checkpoint (when validation improved), then the last
+//! checkpoint, then `history.csv` and `meta.json` are replaced, in that order. The last
+//! checkpoint is the truth: it holds the loop state and the whole history, so a resume
+//! rewrites `history.csv` from it (a kill between the two leaves the file an epoch
+//! short until then). At the finish `metrics.json`, the figures, `best.pt` and
+//! `meta.json` are written; a kill before `meta.json` says `finished` leaves a run that
+//! `--resume` finishes without training.
+//!
+//! What a tool may rely on: a run in any state with `model_checkpoint.safetensors` can be
+//! scored, explained, exported and served ([`crate::tasks::image::TrainedRun::load`]);
+//! `metrics.json`, `history.csv` and the figures are derived files, rebuilt from the
+//! best checkpoint and the last checkpoint when they are missing; the data a tool is
+//! given is checked against `meta.json`'s data record (class names and order, shape,
+//! sizes, a digest of every pixel and label) before any number is produced. Temp files
+//! left by a killed writer are removed when training starts.
 use crate::backend::{PrecisionChoice, Versions};
 use crate::config::RunConfig;
-use crate::data::Normalization;
+use crate::data::{DataRecord, Normalization};
 use crate::metrics::Metrics;
 use crate::train::{Callback, EpochEnd, History, LoopState, Signal};
 use crate::{Error, Result};
@@ -60,7 +88,65 @@ pub struct Meta {
     /// The arithmetic it trained and evaluated in, and why (`auto`'s probe figures).
     #[serde(default)]
     pub precision: Option<PrecisionChoice>,
+    /// What it trained on, checked before any tool scores it (absent in older runs).
+    #[serde(default)]
+    pub data: Option<DataRecord>,
     pub versions: Versions,
+}
+
+/// Where a run stands, read from its files ([`RunDir::state`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunState {
+    /// No `config.toml`: not a run directory.
+    Missing,
+    /// A config but no finished epoch (no readable `meta.json`).
+    Created,
+    /// `meta.json` says running: training now, or killed.
+    Training {
+        epochs_done: usize,
+        best_epoch: usize,
+    },
+    /// A step failed; `message` says why.
+    Failed {
+        epochs_done: usize,
+        best_epoch: usize,
+        message: String,
+    },
+    Finished {
+        epochs_done: usize,
+        best_epoch: usize,
+    },
+}
+
+impl RunState {
+    /// The epoch of the best checkpoint (0: none written yet).
+    pub fn best_epoch(&self) -> usize {
+        match self {
+            RunState::Missing | RunState::Created => 0,
+            RunState::Training { best_epoch, .. }
+            | RunState::Failed { best_epoch, .. }
+            | RunState::Finished { best_epoch, .. } => *best_epoch,
+        }
+    }
+}
+
+impl std::fmt::Display for RunState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunState::Missing => write!(f, "not a run directory (no config.toml)"),
+            RunState::Created => write!(f, "created, no epoch finished yet"),
+            RunState::Training { epochs_done, .. } => write!(
+                f,
+                "unfinished after {epochs_done} epochs (training now, or stopped: `lab train --resume` continues it)"
+            ),
+            RunState::Failed {
+                epochs_done,
+                message,
+                ..
+            } => write!(f, "failed after {epochs_done} epochs: {message}"),
+            RunState::Finished { epochs_done, .. } => write!(f, "finished ({epochs_done} epochs)"),
+        }
+    }
 }
 
 /// A run directory.
@@ -118,6 +204,54 @@ impl RunDir {
         self.meta().is_ok_and(|m| m.status == Status::Finished)
     }
 
+    /// Where the run stands, from `config.toml` and `meta.json`.
+    pub fn state(&self) -> RunState {
+        if !self.exists() {
+            return RunState::Missing;
+        }
+        let Ok(meta) = self.meta() else {
+            return RunState::Created;
+        };
+        let (epochs_done, best_epoch) = (meta.epochs_done, meta.best_epoch);
+        match meta.status {
+            Status::Running => RunState::Training {
+                epochs_done,
+                best_epoch,
+            },
+            Status::Failed => RunState::Failed {
+                epochs_done,
+                best_epoch,
+                message: meta.message.unwrap_or_default(),
+            },
+            Status::Finished => RunState::Finished {
+                epochs_done,
+                best_epoch,
+            },
+        }
+    }
+
+    /// Removes the temp files of atomic writes whose writing process is gone (a kill
+    /// mid-write leaves one behind), in the run's folder and its sub-folders; returns
+    /// their paths.
+    pub fn remove_stale_temp_files(&self) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        let mut folders = vec![self.path.clone()];
+        while let Some(folder) = folders.pop() {
+            let Ok(entries) = std::fs::read_dir(&folder) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else if is_stale_temp(&path) && std::fs::remove_file(&path).is_ok() {
+                    removed.push(path);
+                }
+            }
+        }
+        removed
+    }
+
     /// `history.csv`.
     pub fn history(&self) -> Result<History> {
         History::load_csv(&self.file("history.csv"))
@@ -167,6 +301,21 @@ impl RunDir {
     }
 }
 
+/// `.<name>.tmp<pid>` ([`crate::io::replace_with`]'s temp name) of a process that no
+/// longer runs.
+fn is_stale_temp(path: &Path) -> bool {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let Some(pid) = name
+        .strip_prefix('.')
+        .and_then(|n| n.rsplit_once(".tmp"))
+        .map(|(_, pid)| pid)
+    else {
+        return false;
+    };
+    let alive = |pid: &str| Path::new("/proc").join(pid).exists();
+    !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) && !alive(pid)
+}
+
 /// How a task's `fit` treats the runs folder (every track's `fit_with` takes these).
 #[derive(Debug, Clone)]
 pub struct FitOptions {
@@ -203,6 +352,18 @@ pub struct RunFiles<'a, S: RunMeta> {
 }
 
 impl<S: RunMeta> Callback for RunFiles<'_, S> {
+    fn on_start(&mut self, state: &LoopState) -> Result<()> {
+        self.run.remove_stale_temp_files();
+        if state.epochs_done > 0 {
+            // The last checkpoint holds the history and the loop state: a kill between
+            // writing it and these files left them an epoch behind.
+            state.history.save_csv(&self.run.file("history.csv"))?;
+            let meta = self.source.meta(state, Status::Running, None);
+            crate::io::write_json(&self.run.file("meta.json"), &meta)?;
+        }
+        Ok(())
+    }
+
     fn on_epoch_end(&mut self, end: &EpochEnd) -> Result<Signal> {
         end.state.history.save_csv(&self.run.file("history.csv"))?;
         let meta = self.source.meta(end.state, Status::Running, None);

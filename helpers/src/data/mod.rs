@@ -9,11 +9,13 @@ pub mod idx;
 pub mod image_folder;
 pub mod loader;
 pub mod mixing;
+pub mod record;
 pub mod split;
 pub mod tabular;
 pub mod text;
 
 pub use card::DataCard;
+pub use record::DataRecord;
 
 pub use config::{AugmentConfig, Cifar100Labels, DataConfig, DatasetKind};
 

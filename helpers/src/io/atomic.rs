@@ -34,8 +34,9 @@ pub fn replace_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Res
 /// Writes `bytes` to `path` atomically ([`replace_with`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     replace_with(path, |tmp| {
-        let mut f = std::fs::File::create(tmp).map_err(|e| Error::io(tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io(tmp, e))
+        // Errors name the file being replaced, not its hidden temp file.
+        let mut f = std::fs::File::create(tmp).map_err(|e| Error::io(path, e))?;
+        f.write_all(bytes).map_err(|e| Error::io(path, e))
     })
 }
 

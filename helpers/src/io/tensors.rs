@@ -14,11 +14,21 @@ pub fn write_tensors(path: &Path, named: &[(String, Tensor)]) -> Result<()> {
         .map(|(n, t)| (n.clone(), t.to_device(tch::Device::Cpu).contiguous()))
         .collect();
     super::replace_with(path, |tmp| {
-        Tensor::write_safetensors(&contiguous, tmp).map_err(|e| Error::Run {
-            path: path.to_path_buf(),
-            reason: format!("cannot write checkpoint: {e}"),
-        })
+        Tensor::write_safetensors(&contiguous, tmp).map_err(|e| write_error(path, e))
     })
+}
+
+/// A failed checkpoint write as the OS error it is (a full disk, a read-only folder), with
+/// its hint; libtorch's other errors as they come.
+fn write_error(path: &Path, e: tch::TchError) -> Error {
+    match e {
+        tch::TchError::Io(io) => Error::io(path, io),
+        tch::TchError::SafeTensorError {
+            err: safetensors::SafeTensorError::IoError(io),
+            ..
+        } => Error::io(path, io),
+        other => Error::data(path, format!("cannot write the checkpoint: {other}")),
+    }
 }
 
 /// Reads every tensor of a safetensors file.

@@ -97,6 +97,16 @@ pub fn resume(
         })
         .collect();
     opt.load_state(&optim)?;
+    loop_state_in(&named, path)
+}
+
+/// The loop state (epochs, best epoch, the whole history) of a [`LastCheckpoint`], without
+/// its weights: what rebuilds a run's `history.csv`.
+pub fn read_loop_state(path: &std::path::Path) -> Result<LoopState> {
+    loop_state_in(&read_tensors(path)?, path)
+}
+
+fn loop_state_in(named: &HashMap<String, Tensor>, path: &std::path::Path) -> Result<LoopState> {
     let json = named
         .get("state_json")
         .ok_or_else(|| Error::data(path, "no `state_json` tensor: not a resume checkpoint"))?;

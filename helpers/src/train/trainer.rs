@@ -371,6 +371,7 @@ impl Trainer {
                     step: step + 1,
                     loss,
                     lr: pass.lr,
+                    best_epoch: state.best_epoch,
                 });
             }
             self.backward_and_step(opt, state, &params, &out.loss, pass.lr);

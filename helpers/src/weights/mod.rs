@@ -82,8 +82,12 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
 /// PyTorch pickle (`torch.save` of a state_dict, zip or legacy format), read as data.
 pub fn read_file(path: &Path) -> Result<Vec<(String, Tensor)>> {
     if path.extension().is_some_and(|e| e == "safetensors") {
-        return Tensor::read_safetensors(path)
-            .map_err(|e| Error::data(path, format!("not a readable safetensors file: {e}")));
+        let mut named = Tensor::read_safetensors(path)
+            .map_err(|e| Error::data(path, format!("not a readable safetensors file: {e}")))?;
+        // tch returns them in hash order, which changes from process to process: sorted,
+        // a conversion (best.pt) is the same file on every run.
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        return Ok(named);
     }
     torch_file::read_state_dict(path)
 }

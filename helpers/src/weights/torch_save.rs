@@ -91,7 +91,10 @@ fn zip_archive(
     storages: &[Vec<u8>],
 ) -> zip::result::ZipResult<Vec<u8>> {
     let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
-    let stored = FileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    // A fixed time stamp (1980-01-01, zip's epoch): the same weights give the same file.
+    let stored = FileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default());
     let mut entry = |name: String, bytes: &[u8]| -> zip::result::ZipResult<()> {
         zip.start_file_aligned(name, stored, 64)?;
         zip.write_all(bytes)?;

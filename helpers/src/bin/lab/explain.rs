@@ -1,11 +1,8 @@
 //! `lab explain`: Grad-CAM of test images of a run, as files other tools read.
-use crate::load_data;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use helpers::explain::{cam, overlay, CamMethod};
 use helpers::io::npy;
-use helpers::run::RunDir;
-use helpers::tasks::image::TrainedRun;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -28,10 +25,7 @@ pub struct ExplainArgs {
 }
 
 pub fn explain(args: ExplainArgs) -> Result<()> {
-    let cfg = RunDir::at(&args.run).config()?;
-    let data = load_data(&cfg)?;
-    let trained = TrainedRun::load(&args.run, &data)
-        .with_context(|| format!("loading run {}", args.run.display()))?;
+    let (data, trained) = crate::open_run(&args.run)?;
     let test = &trained.loaders.test;
     if let Some(&bad) = args.indices.iter().find(|&&i| i >= test.len()) {
         bail!(

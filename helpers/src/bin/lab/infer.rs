@@ -6,7 +6,6 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use helpers::deploy::latency::{self, Engine, LatencyConfig, LatencyReport};
-use helpers::tasks::image::TrainedRun;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -35,10 +34,7 @@ pub struct BenchInferArgs {
 const MAX_IMAGES: usize = 1024;
 
 pub fn bench_infer(args: BenchInferArgs) -> Result<()> {
-    let cfg = helpers::run::RunDir::at(&args.run).config()?;
-    let data = crate::load_data(&cfg)?;
-    let trained = TrainedRun::load(&args.run, &data)
-        .with_context(|| format!("loading run {}", args.run.display()))?;
+    let (_, trained) = crate::open_run(&args.run)?;
     let test = &trained.loaders.test;
     let idx: Vec<usize> = (0..test.len().min(MAX_IMAGES)).collect();
     let images = test.normalized(&idx).to_device(tch::Device::Cpu);
@@ -53,7 +49,7 @@ pub fn bench_infer(args: BenchInferArgs) -> Result<()> {
     println!(
         "{} ({:?}, {} test images)",
         args.run.display(),
-        cfg.model.arch,
+        trained.config.model.arch,
         idx.len()
     );
     println!("{}", report.table()?);

@@ -404,24 +404,45 @@ fn report_cmd(args: ReportArgs, session: &Session) -> Result<()> {
     Ok(())
 }
 
-fn evaluate_cmd(run: &Path) -> Result<()> {
+/// A run's data (its config's) and the run loaded on it, in any state with a best
+/// checkpoint; its state and what loading rebuilt are printed on stderr.
+pub(crate) fn open_run(run: &Path) -> Result<(Dataset, TrainedRun)> {
     let cfg = helpers::run::RunDir::at(run).config()?;
     let data = load_data(&cfg)?;
     let trained =
         TrainedRun::load(run, &data).with_context(|| format!("loading run {}", run.display()))?;
-    let preds = trained.test_predictions();
-    let metrics = preds.metrics(&data.classes);
+    eprintln!(
+        "{}: {}; best checkpoint from epoch {}",
+        run.display(),
+        trained.state,
+        trained.state.best_epoch()
+    );
+    for note in &trained.notes {
+        eprintln!("  {note}");
+    }
+    Ok((data, trained))
+}
+
+fn evaluate_cmd(run: &Path) -> Result<()> {
+    let (data, trained) = open_run(run)?;
+    let metrics = trained.test_predictions().metrics(&data.classes);
+    // The saved scores against those recomputed now: equal on the machine that trained it.
+    let same = serde_json::to_string(&metrics)? == serde_json::to_string(&trained.test)?;
     trained.run.write_metrics(&metrics)?;
     println!("{}", metrics.report_table("Test set")?);
-    println!("wrote {}", trained.run.file("metrics.json").display());
+    println!(
+        "wrote {} ({})",
+        trained.run.file("metrics.json").display(),
+        match same {
+            true => "identical to the saved scores",
+            false => "the saved scores differed: replaced",
+        }
+    );
     Ok(())
 }
 
 fn export_cmd(run: &Path, onnx: Option<&Path>, pytorch: Option<&Path>) -> Result<()> {
-    let cfg = helpers::run::RunDir::at(run).config()?;
-    let data = load_data(&cfg)?;
-    let trained =
-        TrainedRun::load(run, &data).with_context(|| format!("loading run {}", run.display()))?;
+    let (data, trained) = open_run(run)?;
     if let Some(out) = onnx {
         helpers::deploy::export(&trained.model, out)?;
         println!(

@@ -56,10 +56,8 @@ pub struct DriftArgs {
 
 /// The deployed run and the evaluation images production windows are drawn from.
 fn load_run(run: &Path) -> Result<(TrainedRun, Dataset, ImageSet)> {
-    let cfg = RunDir::at(run).config()?;
-    let data = load_data(&cfg)?;
-    let trained =
-        TrainedRun::load(run, &data).with_context(|| format!("loading run {}", run.display()))?;
+    let (data, trained) = crate::open_run(run)?;
+    let cfg = &trained.config;
     let eval = match cfg.data.test_limit {
         0 => data.test.head(data.test.len()),
         n => data.test.head(n),

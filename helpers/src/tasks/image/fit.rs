@@ -4,12 +4,12 @@
 //! resumable bit for bit, stopped by a NaN guard or early stopping.
 use super::probe::{self, EmbeddingCache};
 use super::task::{Batches, Held, ImageClassification, Mixing};
+use super::trained_run::save_figures;
 use super::TrainedRun;
 use crate::backend::precision::cached_probe;
 use crate::backend::{versions, PrecisionChoice};
 use crate::config::RunConfig;
-use crate::data::{DataLoaders, Dataset, Loader, Split};
-use crate::metrics::Metrics;
+use crate::data::{DataLoaders, DataRecord, Dataset, Loader, Split};
 use crate::models::{self, Model};
 use crate::run::{decide_start, Meta, RunDir, RunFiles, RunMeta, Start, Status};
 use crate::train::callbacks::{
@@ -17,8 +17,8 @@ use crate::train::callbacks::{
 };
 use crate::train::tensorboard::HParam;
 use crate::train::{
-    precision_probe, Callback, History, LoopState, Optimizer, Outcome, PrintEpochs, Progress,
-    Schedule, Trainer,
+    precision_probe, Callback, LoopState, Optimizer, Outcome, PrintEpochs, Progress, Schedule,
+    Trainer,
 };
 use crate::Result;
 use std::path::Path;
@@ -47,6 +47,10 @@ pub fn fit_with(
     }
     let device = run_device(cfg)?;
     refuse_single_class(cfg, data)?;
+    let record = DataRecord::of(data);
+    if start == Start::Resume {
+        check_resumed_data(&run, cfg, &record)?;
+    }
     let loaders = loaders_for(&run, start, cfg, data, device)?;
     warn_if_tiny(&loaders, data.num_classes(), progress);
     tch::manual_seed(cfg.seed as i64);
@@ -92,6 +96,7 @@ pub fn fit_with(
         loaders: &loaders,
         cache: cache.as_ref(),
         precision,
+        data: record,
     };
     let outcome = training.train(opts, &mut opt, &mut state, progress)?;
     if outcome == Outcome::Paused {
@@ -99,6 +104,14 @@ pub fn fit_with(
         return TrainedRun::partial(run, cfg, model, loaders, state.history);
     }
     training.finish(&state, data)
+}
+
+/// A resumed run continues on the data it started on (its `meta.json` data record).
+fn check_resumed_data(run: &RunDir, cfg: &RunConfig, now: &DataRecord) -> Result<()> {
+    match run.meta().ok().and_then(|m| m.data) {
+        Some(record) => record.check(now, &run.path, &cfg.data.dir),
+        None => Ok(()),
+    }
 }
 
 /// A classifier needs two classes; with one, every prediction is right and the scores
@@ -246,6 +259,8 @@ struct Training<'a> {
     cache: Option<&'a EmbeddingCache>,
     /// The arithmetic it trains and evaluates in, and why.
     precision: PrecisionChoice,
+    /// What it trains on, for `meta.json`.
+    data: DataRecord,
 }
 
 impl Training<'_> {
@@ -342,6 +357,7 @@ impl Training<'_> {
             test_macro_f1: None,
             message,
             precision: Some(self.precision.clone()),
+            data: Some(self.data.clone()),
             versions: versions(),
         }
     }
@@ -364,6 +380,8 @@ impl Training<'_> {
             loaders: self.loaders.clone(),
             history: state.history.clone(),
             test,
+            state: self.run.state(),
+            notes: Vec::new(),
             meta,
             reused: false,
         })
@@ -422,14 +440,6 @@ fn with_fresh_store(trained: &Model, cfg: &RunConfig, data: &Dataset) -> Result<
     model.copy_from(&named, "", Path::new("(memory)"))?;
     model.precision = trained.precision;
     Ok(model)
-}
-
-/// Curves, confusion matrix and per-class F1 into the run directory.
-fn save_figures(run: &RunDir, history: &History, test: &Metrics) -> Result<()> {
-    history.curves()?.save_in(&run.path)?;
-    test.confusion_figure()?.save_in(&run.path)?;
-    test.f1_figure()?.save_in(&run.path)?;
-    Ok(())
 }
 
 impl RunMeta for Training<'_> {

@@ -2,13 +2,14 @@
 //! history and test metrics — what the report and the analyses read.
 use crate::backend::Precision;
 use crate::config::RunConfig;
-use crate::data::{DataLoaders, Dataset, Split};
+use crate::data::{DataLoaders, DataRecord, Dataset, Split};
 use crate::evaluate::{predict, Predictions};
 use crate::metrics::Metrics;
 use crate::models::{self, Model};
-use crate::run::{Meta, RunDir};
+use crate::run::{Meta, RunDir, RunState};
+use crate::train::callbacks::read_loop_state;
 use crate::train::History;
-use crate::Result;
+use crate::{Error, Result};
 use std::path::PathBuf;
 
 /// A trained (or reloaded) run with everything the report needs.
@@ -25,13 +26,28 @@ pub struct TrainedRun {
     pub meta: Meta,
     /// True when the run was loaded from disk instead of trained now.
     pub reused: bool,
+    /// Where the run stood when it was loaded (or finished now).
+    pub state: RunState,
+    /// What loading rebuilt or could not check, one sentence each.
+    pub notes: Vec<String>,
 }
 
 impl TrainedRun {
-    /// Loads a finished run: config, best weights, split, history and test metrics.
+    /// Loads a run in any state that has a best checkpoint: config, best weights, split,
+    /// history and test metrics. `data` is checked against the run's data record first;
+    /// a missing `metrics.json`, `history.csv` or figure is rebuilt (and written), and
+    /// said in [`TrainedRun::notes`].
     pub fn load(path: impl Into<PathBuf>, data: &Dataset) -> Result<TrainedRun> {
         let run = RunDir::at(path.into());
         let config = run.config()?;
+        let meta = scorable_meta(&run)?;
+        let mut notes = Vec::new();
+        match &meta.data {
+            Some(record) => record.check(&DataRecord::of(data), &run.path, &config.data.dir)?,
+            None => notes.push(
+                "meta.json has no data record (a run from before they were kept): the data was not checked".into(),
+            ),
+        }
         let device = config.device();
         let split = Split::load(&run.file("split.json"))?;
         let t = &config.train;
@@ -51,10 +67,22 @@ impl TrainedRun {
             device,
         )?;
         model.load(&run.best_checkpoint())?;
-        let (history, test, meta) = (run.history()?, run.metrics()?, run.meta()?);
         // Evaluated as it trained: the scores reproduce `metrics.json` exactly.
         model.precision = meta.precision.as_ref().map_or(Precision::Fp32, |p| p.used);
+        let history = history_or_rebuilt(&run, &mut notes)?;
+        let test = match run.metrics() {
+            Ok(test) => test,
+            Err(_) => {
+                let test = predict(&model, &loaders.test).metrics(&data.classes);
+                run.write_metrics(&test)?;
+                notes.push("metrics.json rebuilt from the best checkpoint".into());
+                test
+            }
+        };
+        rebuild_missing_figures(&run, &history, &test, &mut notes)?;
         Ok(TrainedRun {
+            state: run.state(),
+            notes,
             run,
             config,
             model,
@@ -77,6 +105,8 @@ impl TrainedRun {
         let meta = run.meta()?;
         let test = Metrics::compute(&[], &[], &[]);
         Ok(TrainedRun {
+            state: run.state(),
+            notes: Vec::new(),
             run,
             config: cfg.clone(),
             model,
@@ -92,4 +122,73 @@ impl TrainedRun {
     pub fn test_predictions(&self) -> Predictions {
         predict(&self.model, &self.loaders.test)
     }
+}
+
+/// The run's `meta.json` when its best checkpoint exists; otherwise an error that says
+/// where the run stands and what to do.
+fn scorable_meta(run: &RunDir) -> Result<Meta> {
+    let state = run.state();
+    let has_best = run.best_checkpoint().is_file();
+    match run.meta() {
+        Ok(meta) if has_best => Ok(meta),
+        _ => Err(Error::Run {
+            path: run.path.clone(),
+            reason: format!(
+                "{state}; {} — nothing to score: {}",
+                if has_best {
+                    "meta.json is missing or unreadable"
+                } else {
+                    "no best checkpoint (model_checkpoint.safetensors) was written"
+                },
+                match state {
+                    RunState::Failed { .. } => "fix the cause above and train it again with --force",
+                    _ => "train it (`lab train --config <its config.toml> --resume`, or --force to restart)",
+                }
+            ),
+        }),
+    }
+}
+
+/// `history.csv`, or the history in the last checkpoint (written back) when the file is
+/// missing or unreadable; empty when neither exists.
+fn history_or_rebuilt(run: &RunDir, notes: &mut Vec<String>) -> Result<History> {
+    if let Ok(history) = run.history() {
+        return Ok(history);
+    }
+    let Ok(state) = read_loop_state(&run.last_checkpoint()) else {
+        notes.push("no history: history.csv and the last checkpoint are both missing".into());
+        return Ok(History::default());
+    };
+    state.history.save_csv(&run.file("history.csv"))?;
+    notes.push("history.csv rebuilt from the last checkpoint".into());
+    Ok(state.history)
+}
+
+/// The run's figures (curves, confusion matrix, per-class F1), drawn again when one is
+/// missing.
+fn rebuild_missing_figures(
+    run: &RunDir,
+    history: &History,
+    test: &Metrics,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let figures = [
+        "training_curves.svg",
+        "confusion_matrix.svg",
+        "f1_per_class.svg",
+    ];
+    if figures.iter().all(|f| run.file(f).is_file()) || history.epochs.is_empty() {
+        return Ok(());
+    }
+    save_figures(run, history, test)?;
+    notes.push("figures drawn again from the history and the test metrics".into());
+    Ok(())
+}
+
+/// Curves, confusion matrix and per-class F1 into the run directory.
+pub(super) fn save_figures(run: &RunDir, history: &History, test: &Metrics) -> Result<()> {
+    history.curves()?.save_in(&run.path)?;
+    test.confusion_figure()?.save_in(&run.path)?;
+    test.f1_figure()?.save_in(&run.path)?;
+    Ok(())
 }
