@@ -137,15 +137,25 @@ impl std::fmt::Display for RunState {
             RunState::Created => write!(f, "created, no epoch finished yet"),
             RunState::Training { epochs_done, .. } => write!(
                 f,
-                "unfinished after {epochs_done} epochs (training now, or stopped: `lab train --resume` continues it)"
+                "unfinished after {} (training now, or stopped: `lab train --resume` continues it)",
+                epochs(*epochs_done)
             ),
             RunState::Failed {
                 epochs_done,
                 message,
                 ..
-            } => write!(f, "failed after {epochs_done} epochs: {message}"),
-            RunState::Finished { epochs_done, .. } => write!(f, "finished ({epochs_done} epochs)"),
+            } => write!(f, "failed after {}: {message}", epochs(*epochs_done)),
+            RunState::Finished { epochs_done, .. } => {
+                write!(f, "finished ({})", epochs(*epochs_done))
+            }
         }
+    }
+}
+
+fn epochs(n: usize) -> String {
+    match n {
+        1 => "1 epoch".into(),
+        n => format!("{n} epochs"),
     }
 }
 

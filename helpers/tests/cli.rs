@@ -72,3 +72,33 @@ fn a_bad_flag_value_is_reported_as_the_flag() {
     let (ok, err) = lab_train("[train]\nepochs = 0\n");
     assert!(!ok && err.contains("config key `train.epochs`"), "{err}");
 }
+
+#[test]
+fn without_a_terminal_training_prints_plain_progress_lines_within_an_epoch() {
+    // Fashion-MNIST's first 512 images, 4 steps: one plain line per step at interval 0.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("small.toml");
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/fashion_mnist");
+    std::fs::write(
+        &cfg,
+        format!(
+            "name = \"small\"\n[data]\ndir = \"{}\"\ntrain_limit = 512\ntest_limit = 100\n\
+             [model]\nwidths = [4]\ndepths = [1]\n[train]\nepochs = 1\nbatch_size = 128\nprecision = \"fp32\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(["train", "--config", cfg.to_str().unwrap(), "--root"])
+        .arg(dir.path())
+        .env("LAB_PROGRESS_EVERY", "0")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("epoch 1/1 step 2/4 (50 %): loss"), "{text}");
+}

@@ -494,12 +494,46 @@ fn print_result(t: &TrainedRun) -> Result<()> {
     Ok(())
 }
 
-/// A progress bar with loss, accuracy and images/s.
+/// A progress bar with loss, accuracy and images/s on a terminal; elsewhere (a Slurm log,
+/// `| tee`, nohup) a plain line every `LAB_PROGRESS_EVERY` seconds (default 30), so a
+/// long epoch shows it is alive.
 #[derive(Default)]
-pub(crate) struct Bar(Option<ProgressBar>);
+pub(crate) struct Bar(Option<ProgressBar>, Option<std::time::Instant>);
+
+impl Bar {
+    fn plain_due(&mut self) -> bool {
+        let every: f64 = std::env::var("LAB_PROGRESS_EVERY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30.0);
+        let last = self.1.get_or_insert_with(std::time::Instant::now);
+        if last.elapsed().as_secs_f64() < every {
+            return false;
+        }
+        *last = std::time::Instant::now();
+        true
+    }
+}
 
 impl Progress for Bar {
     fn on_step(&mut self, s: &StepInfo) {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            if self.plain_due() {
+                println!(
+                    "epoch {}/{} step {}/{} ({:.0} %): loss {:.4} acc {:.4} {:.0} img/s",
+                    s.epoch,
+                    s.epochs,
+                    s.step,
+                    s.steps,
+                    100.0 * s.step as f64 / s.steps.max(1) as f64,
+                    s.loss,
+                    s.accuracy,
+                    s.images_per_sec
+                );
+            }
+            return;
+        }
         let bar = self.0.get_or_insert_with(|| {
             let b = ProgressBar::new(s.steps as u64);
             b.set_style(
