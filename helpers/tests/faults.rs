@@ -297,6 +297,13 @@ fn assert_same_end(root: &Path, reference: &Path) {
     assert!(temps.is_empty(), "temp files left: {temps:?}");
 }
 
+/// One test at a time: the random kills are timed against the unbroken run's duration,
+/// which another test training beside it would stretch.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The unbroken run and how long it takes.
 fn reference(bench: &Bench) -> (PathBuf, Duration) {
     let root = bench.root("reference");
@@ -307,6 +314,7 @@ fn reference(bench: &Bench) -> (PathBuf, Duration) {
 
 #[test]
 fn kills_at_random_times_and_in_every_kind_of_write_resume_bit_for_bit() {
+    let _guard = serial();
     let bench = Bench::new();
     let (reference, took) = reference(&bench);
     let mut rng = Rng::new(2026, 1);
@@ -344,6 +352,7 @@ fn kills_at_random_times_and_in_every_kind_of_write_resume_bit_for_bit() {
 
 #[test]
 fn a_full_disk_and_an_unwritable_folder_fail_clearly_and_lose_nothing() {
+    let _guard = serial();
     let bench = Bench::new();
     let (reference, _) = reference(&bench);
     let root = bench.root("limited");

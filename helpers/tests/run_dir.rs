@@ -4,21 +4,12 @@
 //! temp files are removed.
 mod common;
 
-use common::{serial, synth_dataset, tiny_config};
+use common::{opts, serial, synth_dataset, tiny_config};
 use helpers::io::tensors as checkpoint;
 use helpers::run::{Existing, RunDir, RunState, Status};
 use helpers::tasks::image::{fit_with, FitOptions, TrainedRun};
 use helpers::train::Silent;
 use helpers::{Error, Result};
-use std::path::Path;
-
-fn opts(root: &Path, existing: Existing) -> FitOptions {
-    FitOptions {
-        root: root.to_path_buf(),
-        existing,
-        stop_after_epochs: None,
-    }
-}
 
 fn read(run: &RunDir, file: &str) -> Vec<u8> {
     std::fs::read(run.file(file)).unwrap_or_else(|e| panic!("{file}: {e}"))

@@ -2,7 +2,7 @@
 //! reproducibility, resuming, the NaN guard, and refusing to overwrite other runs.
 mod common;
 
-use common::{serial, synth_dataset, tiny_config};
+use common::{opts, serial, synth_dataset, tiny_config};
 use helpers::backend::precision::cpu_has_native_bf16;
 use helpers::backend::Precision;
 use helpers::io::tensors as checkpoint;
@@ -12,14 +12,6 @@ use helpers::tasks::image::{fit_with, FitOptions, TrainedRun};
 use helpers::train::Silent;
 use helpers::{Error, Result};
 use std::path::Path;
-
-fn opts(root: &Path, existing: Existing) -> FitOptions {
-    FitOptions {
-        root: root.to_path_buf(),
-        existing,
-        stop_after_epochs: None,
-    }
-}
 
 #[test]
 fn learns_and_the_best_checkpoint_reloads_to_identical_metrics() -> Result<()> {

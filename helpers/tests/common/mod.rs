@@ -52,6 +52,15 @@ pub fn synth_dataset() -> Dataset {
     }
 }
 
+/// Fit options for runs under `root`, treating an existing run as `existing` says.
+pub fn opts(root: &Path, existing: Existing) -> FitOptions {
+    FitOptions {
+        root: root.to_path_buf(),
+        existing,
+        stop_after_epochs: None,
+    }
+}
+
 /// A tiny CNN config that fits the synthetic data in a few epochs.
 pub fn tiny_config(name: &str) -> RunConfig {
     RunConfig {

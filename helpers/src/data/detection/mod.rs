@@ -193,7 +193,7 @@ pub(crate) fn skip_or_fail(
         Ok(())
     } else {
         Err(err.with_hint(
-            "fix the annotation, or read with skip_bad to leave such boxes out and count them",
+            "fix the annotation, or set `data.skip_bad = true` in the detection config to leave such boxes out and count them",
         ))
     }
 }
