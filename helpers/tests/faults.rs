@@ -4,6 +4,9 @@
 //! folder that cannot be written. After each fault the run directory must parse and be
 //! consistent (the order of `helpers::run`'s contract), and `--resume` must end bit for
 //! bit where an unbroken run ends. Each test prints how many faults it injected.
+mod common;
+
+use common::{lock, unlock};
 use helpers::config::RunConfig;
 use helpers::data::Split;
 use helpers::io::tensors::read_tensors;
@@ -413,29 +416,4 @@ fn snapshot(run: &Path) -> Vec<(String, Vec<u8>)> {
         .collect();
     files.sort();
     files
-}
-
-/// Makes `run` unwritable: immutable (`chattr +i`, which binds root too) where allowed,
-/// else read-only permissions. Returns whether chattr did it.
-fn lock(run: &Path) -> bool {
-    let chattr = Command::new("chattr").arg("+i").arg(run).status();
-    if chattr.is_ok_and(|s| s.success()) {
-        return true;
-    }
-    set_mode(run, 0o555);
-    false
-}
-
-fn unlock(run: &Path, chattr: bool) {
-    if chattr {
-        let status = Command::new("chattr").arg("-i").arg(run).status().unwrap();
-        assert!(status.success());
-    } else {
-        set_mode(run, 0o755);
-    }
-}
-
-fn set_mode(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }

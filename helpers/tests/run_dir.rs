@@ -4,7 +4,7 @@
 //! temp files are removed.
 mod common;
 
-use common::{opts, serial, synth_dataset, tiny_config};
+use common::{lock, opts, serial, synth_dataset, tiny_config, unlock};
 use helpers::io::tensors as checkpoint;
 use helpers::run::{Existing, RunDir, RunState, Status};
 use helpers::tasks::image::{fit_with, FitOptions, TrainedRun};
@@ -52,6 +52,16 @@ fn derived_files_are_rebuilt_from_the_checkpoints_and_equal_the_originals() -> R
         reloaded.state,
         RunState::Finished { epochs_done: 3, .. }
     ));
+    // A folder that cannot be written (a read-only hand-in) still loads.
+    std::fs::remove_file(run.file("metrics.json")).unwrap();
+    let locked = lock(&run.path);
+    let loaded = TrainedRun::load(&run.path, &data);
+    unlock(&run.path, locked);
+    let notes = loaded?.notes.join(" | ");
+    assert!(
+        notes.contains("metrics.json rebuilt from the best checkpoint in memory; not saved"),
+        "{notes}"
+    );
     Ok(())
 }
 

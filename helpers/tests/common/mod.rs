@@ -194,3 +194,36 @@ pub fn numbered_questions_line(inputs: &helpers::report::checklist::Inputs) -> S
         .find(|l| l.contains("numbered question"))
         .expect("the report checklist has a numbered-questions line")
 }
+
+/// Makes the folder `dir` unwritable: immutable (`chattr +i`, which binds root too) where
+/// allowed, else read-only permissions. Returns whether chattr did it.
+pub fn lock(dir: &Path) -> bool {
+    let chattr = std::process::Command::new("chattr")
+        .arg("+i")
+        .arg(dir)
+        .status();
+    if chattr.is_ok_and(|s| s.success()) {
+        return true;
+    }
+    set_mode(dir, 0o555);
+    false
+}
+
+/// Undoes [`lock`].
+pub fn unlock(dir: &Path, chattr: bool) {
+    if chattr {
+        let status = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    } else {
+        set_mode(dir, 0o755);
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}

@@ -69,17 +69,20 @@ impl TrainedRun {
         model.load(&run.best_checkpoint())?;
         // Evaluated as it trained: the scores reproduce `metrics.json` exactly.
         model.precision = meta.precision.as_ref().map_or(Precision::Fp32, |p| p.used);
-        let history = history_or_rebuilt(&run, &mut notes)?;
+        let history = history_or_rebuilt(&run, &mut notes);
         let test = match run.metrics() {
             Ok(test) => test,
             Err(_) => {
                 let test = predict(&model, &loaders.test).metrics(&data.classes);
-                run.write_metrics(&test)?;
-                notes.push("metrics.json rebuilt from the best checkpoint".into());
+                let written = run.write_metrics(&test);
+                notes.push(rebuilt(
+                    "metrics.json rebuilt from the best checkpoint",
+                    written,
+                ));
                 test
             }
         };
-        rebuild_missing_figures(&run, &history, &test, &mut notes)?;
+        rebuild_missing_figures(&run, &history, &test, &mut notes);
         Ok(TrainedRun {
             state: run.state(),
             notes,
@@ -151,17 +154,20 @@ fn scorable_meta(run: &RunDir) -> Result<Meta> {
 
 /// `history.csv`, or the history in the last checkpoint (written back) when the file is
 /// missing or unreadable; empty when neither exists.
-fn history_or_rebuilt(run: &RunDir, notes: &mut Vec<String>) -> Result<History> {
+fn history_or_rebuilt(run: &RunDir, notes: &mut Vec<String>) -> History {
     if let Ok(history) = run.history() {
-        return Ok(history);
+        return history;
     }
     let Ok(state) = read_loop_state(&run.last_checkpoint()) else {
         notes.push("no history: history.csv and the last checkpoint are both missing".into());
-        return Ok(History::default());
+        return History::default();
     };
-    state.history.save_csv(&run.file("history.csv"))?;
-    notes.push("history.csv rebuilt from the last checkpoint".into());
-    Ok(state.history)
+    let written = state.history.save_csv(&run.file("history.csv"));
+    notes.push(rebuilt(
+        "history.csv rebuilt from the last checkpoint",
+        written,
+    ));
+    state.history
 }
 
 /// The run's figures (curves, confusion matrix, per-class F1), drawn again when one is
@@ -171,18 +177,29 @@ fn rebuild_missing_figures(
     history: &History,
     test: &Metrics,
     notes: &mut Vec<String>,
-) -> Result<()> {
+) {
     let figures = [
         "training_curves.svg",
         "confusion_matrix.svg",
         "f1_per_class.svg",
     ];
     if figures.iter().all(|f| run.file(f).is_file()) || history.epochs.is_empty() {
-        return Ok(());
+        return;
     }
-    save_figures(run, history, test)?;
-    notes.push("figures drawn again from the history and the test metrics".into());
-    Ok(())
+    let written = save_figures(run, history, test);
+    notes.push(rebuilt(
+        "figures drawn again from the history and the test metrics",
+        written,
+    ));
+}
+
+/// The note for a rebuilt file: a run folder that cannot be written (a read-only hand-in)
+/// still loads, with the rebuilt values in memory only.
+fn rebuilt(what: &str, written: Result<()>) -> String {
+    match written {
+        Ok(()) => what.to_string(),
+        Err(e) => format!("{what} in memory; not saved: {e}"),
+    }
 }
 
 /// Curves, confusion matrix and per-class F1 into the run directory.
