@@ -119,6 +119,26 @@ pub enum RunState {
 }
 
 impl RunState {
+    /// The state `meta.json` says (a run with a readable one).
+    pub fn of(meta: &Meta) -> RunState {
+        let (epochs_done, best_epoch) = (meta.epochs_done, meta.best_epoch);
+        match meta.status {
+            Status::Running => RunState::Training {
+                epochs_done,
+                best_epoch,
+            },
+            Status::Failed => RunState::Failed {
+                epochs_done,
+                best_epoch,
+                message: meta.message.clone().unwrap_or_default(),
+            },
+            Status::Finished => RunState::Finished {
+                epochs_done,
+                best_epoch,
+            },
+        }
+    }
+
     /// The epoch of the best checkpoint (0: none written yet).
     pub fn best_epoch(&self) -> usize {
         match self {
@@ -156,6 +176,17 @@ fn epochs(n: usize) -> String {
     match n {
         1 => "1 epoch".into(),
         n => format!("{n} epochs"),
+    }
+}
+
+impl Meta {
+    /// Checks `now` against the data this run recorded ([`DataRecord::check`]); `Ok(false)`
+    /// when the run is from before records were kept and nothing could be checked.
+    pub fn check_data(&self, now: &DataRecord, run: &Path, data_dir: &Path) -> Result<bool> {
+        match &self.data {
+            Some(record) => record.check(now, run, data_dir).map(|()| true),
+            None => Ok(false),
+        }
     }
 }
 
@@ -219,24 +250,9 @@ impl RunDir {
         if !self.exists() {
             return RunState::Missing;
         }
-        let Ok(meta) = self.meta() else {
-            return RunState::Created;
-        };
-        let (epochs_done, best_epoch) = (meta.epochs_done, meta.best_epoch);
-        match meta.status {
-            Status::Running => RunState::Training {
-                epochs_done,
-                best_epoch,
-            },
-            Status::Failed => RunState::Failed {
-                epochs_done,
-                best_epoch,
-                message: meta.message.unwrap_or_default(),
-            },
-            Status::Finished => RunState::Finished {
-                epochs_done,
-                best_epoch,
-            },
+        match self.meta() {
+            Ok(meta) => RunState::of(&meta),
+            Err(_) => RunState::Created,
         }
     }
 

@@ -424,10 +424,23 @@ pub(crate) fn open_run(run: &Path) -> Result<(Dataset, TrainedRun)> {
 }
 
 fn evaluate_cmd(run: &Path) -> Result<()> {
+    // Read before loading, which rebuilds a missing file from the same checkpoint.
+    let saved = helpers::run::RunDir::at(run).metrics().ok();
     let (data, trained) = open_run(run)?;
+    let Some(saved) = saved else {
+        // Loading just scored the best checkpoint; written here too, so a folder that
+        // cannot be written fails as `evaluate` must, not with a note.
+        trained.run.write_metrics(&trained.test)?;
+        println!("{}", trained.test.report_table("Test set")?);
+        println!(
+            "wrote {} (there were no saved scores)",
+            trained.run.file("metrics.json").display()
+        );
+        return Ok(());
+    };
     let metrics = trained.test_predictions().metrics(&data.classes);
     // The saved scores against those recomputed now: equal on the machine that trained it.
-    let same = serde_json::to_string(&metrics)? == serde_json::to_string(&trained.test)?;
+    let same = serde_json::to_string(&metrics)? == serde_json::to_string(&saved)?;
     trained.run.write_metrics(&metrics)?;
     println!("{}", metrics.report_table("Test set")?);
     println!(
@@ -498,43 +511,61 @@ fn print_result(t: &TrainedRun) -> Result<()> {
 /// `| tee`, nohup) a plain line every `LAB_PROGRESS_EVERY` seconds (default 30), so a
 /// long epoch shows it is alive.
 #[derive(Default)]
-pub(crate) struct Bar(Option<ProgressBar>, Option<std::time::Instant>);
+pub(crate) struct Bar {
+    bar: Option<ProgressBar>,
+    /// Decided at the first step (not per step: a syscall and an environment lookup).
+    plain: Option<Option<Plain>>,
+}
 
-impl Bar {
-    fn plain_due(&mut self) -> bool {
-        let every: f64 = std::env::var("LAB_PROGRESS_EVERY")
+/// Plain progress lines: their interval and when the last one was printed.
+struct Plain {
+    every: f64,
+    last: std::time::Instant,
+}
+
+impl Plain {
+    /// `Some` when stderr is not a terminal (where a bar would not show).
+    fn when_no_terminal() -> Option<Plain> {
+        use std::io::IsTerminal;
+        if std::io::stderr().is_terminal() {
+            return None;
+        }
+        let every = std::env::var("LAB_PROGRESS_EVERY")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(30.0);
-        let last = self.1.get_or_insert_with(std::time::Instant::now);
-        if last.elapsed().as_secs_f64() < every {
-            return false;
+        Some(Plain {
+            every,
+            last: std::time::Instant::now(),
+        })
+    }
+
+    fn print_if_due(&mut self, s: &StepInfo) {
+        if self.last.elapsed().as_secs_f64() < self.every {
+            return;
         }
-        *last = std::time::Instant::now();
-        true
+        self.last = std::time::Instant::now();
+        println!(
+            "epoch {}/{} step {}/{} ({:.0} %): loss {:.4} acc {:.4} {:.0} img/s",
+            s.epoch,
+            s.epochs,
+            s.step,
+            s.steps,
+            100.0 * s.step as f64 / s.steps.max(1) as f64,
+            s.loss,
+            s.accuracy,
+            s.images_per_sec
+        );
     }
 }
 
 impl Progress for Bar {
     fn on_step(&mut self, s: &StepInfo) {
-        use std::io::IsTerminal;
-        if !std::io::stderr().is_terminal() {
-            if self.plain_due() {
-                println!(
-                    "epoch {}/{} step {}/{} ({:.0} %): loss {:.4} acc {:.4} {:.0} img/s",
-                    s.epoch,
-                    s.epochs,
-                    s.step,
-                    s.steps,
-                    100.0 * s.step as f64 / s.steps.max(1) as f64,
-                    s.loss,
-                    s.accuracy,
-                    s.images_per_sec
-                );
-            }
+        if let Some(plain) = self.plain.get_or_insert_with(Plain::when_no_terminal) {
+            plain.print_if_due(s);
             return;
         }
-        let bar = self.0.get_or_insert_with(|| {
+        let bar = self.bar.get_or_insert_with(|| {
             let b = ProgressBar::new(s.steps as u64);
             b.set_style(
                 ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} {msg}")
@@ -550,7 +581,7 @@ impl Progress for Bar {
         ));
     }
     fn on_epoch(&mut self, r: &train::EpochRecord, epochs: usize) {
-        if let Some(b) = self.0.take() {
+        if let Some(b) = self.bar.take() {
             b.finish_and_clear();
         }
         println!("{}", train::progress::epoch_line(r, epochs));

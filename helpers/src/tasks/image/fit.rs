@@ -11,7 +11,7 @@ use crate::backend::{versions, PrecisionChoice};
 use crate::config::RunConfig;
 use crate::data::{DataLoaders, DataRecord, Dataset, Loader, Split};
 use crate::models::{self, Model};
-use crate::run::{decide_start, Meta, RunDir, RunFiles, RunMeta, Start, Status};
+use crate::run::{decide_start, Meta, RunDir, RunFiles, RunMeta, RunState, Start, Status};
 use crate::train::callbacks::{
     self, BestCheckpoint, EarlyStopping, LastCheckpoint, ReportProgress, TensorBoard,
 };
@@ -108,10 +108,10 @@ pub fn fit_with(
 
 /// A resumed run continues on the data it started on (its `meta.json` data record).
 fn check_resumed_data(run: &RunDir, cfg: &RunConfig, now: &DataRecord) -> Result<()> {
-    match run.meta().ok().and_then(|m| m.data) {
-        Some(record) => record.check(now, &run.path, &cfg.data.dir),
-        None => Ok(()),
+    if let Ok(meta) = run.meta() {
+        meta.check_data(now, &run.path, &cfg.data.dir)?;
     }
+    Ok(())
 }
 
 /// A classifier needs two classes; with one, every prediction is right and the scores
@@ -380,7 +380,7 @@ impl Training<'_> {
             loaders: self.loaders.clone(),
             history: state.history.clone(),
             test,
-            state: self.run.state(),
+            state: RunState::of(&meta),
             notes: Vec::new(),
             meta,
             reused: false,

@@ -42,11 +42,10 @@ impl TrainedRun {
         let config = run.config()?;
         let meta = scorable_meta(&run)?;
         let mut notes = Vec::new();
-        match &meta.data {
-            Some(record) => record.check(&DataRecord::of(data), &run.path, &config.data.dir)?,
-            None => notes.push(
+        if !meta.check_data(&DataRecord::of(data), &run.path, &config.data.dir)? {
+            notes.push(
                 "meta.json has no data record (a run from before they were kept): the data was not checked".into(),
-            ),
+            );
         }
         let device = config.device();
         let split = Split::load(&run.file("split.json"))?;
@@ -84,7 +83,7 @@ impl TrainedRun {
         };
         rebuild_missing_figures(&run, &history, &test, &mut notes);
         Ok(TrainedRun {
-            state: run.state(),
+            state: RunState::of(&meta),
             notes,
             run,
             config,
@@ -108,7 +107,7 @@ impl TrainedRun {
         let meta = run.meta()?;
         let test = Metrics::compute(&[], &[], &[]);
         Ok(TrainedRun {
-            state: run.state(),
+            state: RunState::of(&meta),
             notes: Vec::new(),
             run,
             config: cfg.clone(),
