@@ -4,11 +4,10 @@
 //!   writes into `.cargo/config.toml` and into the Jupyter kernelspec);
 //! - records the libtorch and rustc versions for the notebook's versions cell, since
 //!   libtorch exposes no version call through tch;
-//! - links `libtorch_cuda.so` for real when libtorch has it: tch names it on the link
-//!   line, but no symbol of it is used, so the linker's `--as-needed` drops it and CUDA
-//!   then looks absent at run time (tch-rs issue #980). `--no-as-needed` keeps it in the
-//!   binaries and tests of this crate; other programs (evcxr) rely on
-//!   `report::env::load_cuda` opening it at start-up.
+//! - does not link `libtorch_cuda.so`: tch names it on the link line, the linker's
+//!   `--as-needed` drops it (no symbol of it is used), and `backend::load_cuda` opens it
+//!   at run time only where an NVIDIA driver exists, so a CPU machine never pays the
+//!   ~0.3 s and ~400 MB of loading libtorch's CUDA libraries (`lab --version` included).
 use std::{env, fs, path::Path, process::Command};
 
 fn main() {
@@ -19,7 +18,6 @@ fn main() {
         let lib = root.join("lib");
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
         println!("cargo:rustc-env=HELPERS_LIBTORCH_LIB={}", lib.display());
-        link_cuda_if_present(&lib);
         let version_py = root.join("version.py");
         println!("cargo:rerun-if-changed={}", version_py.display());
         if let Ok(text) = fs::read_to_string(&version_py) {
@@ -38,19 +36,6 @@ fn main() {
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=HELPERS_RUSTC_VERSION={rustc_version}");
-}
-
-/// Keeps `libtorch_cuda.so` as a dependency of the linked programs when it exists (a
-/// CPU-only libtorch has none, and then nothing changes).
-fn link_cuda_if_present(lib: &Path) {
-    let cuda = lib.join("libtorch_cuda.so");
-    println!("cargo:rerun-if-changed={}", cuda.display());
-    if cuda.is_file() {
-        println!("cargo:rustc-link-arg=-L{}", lib.display());
-        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        println!("cargo:rustc-link-arg=-ltorch_cuda");
-        println!("cargo:rustc-link-arg=-Wl,--as-needed");
-    }
 }
 
 /// Finds `__version__ = '2.13.0+cu130'` in torch's `version.py`.

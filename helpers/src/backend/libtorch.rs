@@ -2,9 +2,9 @@
 //! where libtorch's CUDA library gets into the process ([`load_cuda`]): tch links
 //! `libtorch_cuda.so` only by name, and the linker's `--as-needed` drops it because no
 //! symbol of it is used, after which `tch::Cuda::is_available()` says false on a GPU
-//! machine (tch-rs issue #980). `build.rs` links it with `--no-as-needed` for this crate's
-//! binaries and tests; [`load_cuda`] opens it with `dlopen(RTLD_GLOBAL)` for everything
-//! else (an evcxr notebook, a downstream binary), before anything asks libtorch about CUDA.
+//! machine (tch-rs issue #980). [`load_cuda`] opens it with `dlopen(RTLD_GLOBAL)` (the
+//! `lab` binary, the tests, an evcxr notebook) before anything asks libtorch about CUDA,
+//! and only where an NVIDIA driver exists, so a CPU machine never loads it.
 use std::ffi::{c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -241,6 +241,20 @@ mod tests {
             dirs.first()
                 .is_some_and(|d| d.join("libtorch_cpu.so").is_file()),
             "the folder of the running libtorch_cpu.so comes first: {dirs:?}"
+        );
+    }
+
+    #[test]
+    fn without_a_driver_libtorch_cuda_is_never_in_the_process() {
+        if is_loadable(c"libcuda.so.1") {
+            return; // a GPU machine: loading it is the point
+        }
+        assert!(!load_cuda());
+        let _ = super::super::DeviceChoice::Auto.resolve();
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        assert!(
+            !maps.contains("libtorch_cuda.so"),
+            "libtorch_cuda.so is mapped although no NVIDIA driver exists (~400 MB and ~0.3 s per start)"
         );
     }
 

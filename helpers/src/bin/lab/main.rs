@@ -197,9 +197,10 @@ struct ReportArgs {
 }
 
 fn main() -> Result<()> {
-    // Before anything asks libtorch about CUDA (it decides once per process).
-    helpers::backend::load_cuda();
     let cli = Cli::parse();
+    // After the arguments (`--help` and `--version` need no CUDA), before anything asks
+    // libtorch about CUDA (it decides once per process); a no-op without an NVIDIA driver.
+    helpers::backend::load_cuda();
     // The environment is read here, once (LAB_PROFILE, LAB_RUNS, LAB_FRESH).
     let session = Session::from_env()?;
     match cli.command {
