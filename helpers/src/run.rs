@@ -53,7 +53,7 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_RUNS_ROOT: &str = "saved_models";
 
 /// Where a run stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Running,
@@ -94,6 +94,17 @@ pub struct Meta {
     pub versions: Versions,
 }
 
+/// The fields of `meta.json` that every task writes (image, text, regression and
+/// detection runs), enough to say where a run stands.
+#[derive(Debug, Deserialize)]
+struct MetaStatus {
+    status: Status,
+    epochs_done: usize,
+    best_epoch: usize,
+    #[serde(default)]
+    message: Option<String>,
+}
+
 /// Where a run stands, read from its files ([`RunDir::state`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunState {
@@ -121,6 +132,15 @@ pub enum RunState {
 impl RunState {
     /// The state `meta.json` says (a run with a readable one).
     pub fn of(meta: &Meta) -> RunState {
+        RunState::from_status(&MetaStatus {
+            status: meta.status,
+            epochs_done: meta.epochs_done,
+            best_epoch: meta.best_epoch,
+            message: meta.message.clone(),
+        })
+    }
+
+    fn from_status(meta: &MetaStatus) -> RunState {
         let (epochs_done, best_epoch) = (meta.epochs_done, meta.best_epoch);
         match meta.status {
             Status::Running => RunState::Training {
@@ -190,6 +210,30 @@ impl Meta {
     }
 }
 
+/// How a task's runs are trained on, for the message of a run that has nothing to use.
+pub struct Retrain {
+    pub resume: &'static str,
+    pub restart: &'static str,
+}
+
+impl Retrain {
+    /// Runs that `lab train` trains (image classification).
+    pub const LAB_TRAIN: Retrain = Retrain {
+        resume: "`lab train --config <its config.toml> --resume`",
+        restart: "`--force` instead of `--resume`",
+    };
+    /// Runs that `lab detect train` trains.
+    pub const LAB_DETECT: Retrain = Retrain {
+        resume: "`lab detect train --config <its detection.toml> --resume`",
+        restart: "`--force` instead of `--resume`",
+    };
+    /// Runs a notebook's `fit` trains (text, regression): `fit` resumes unfinished runs.
+    pub const FIT: Retrain = Retrain {
+        resume: "its `fit` call, which resumes unfinished runs",
+        restart: "`fit` with `FitOptions { existing: Existing::Force, .. }`",
+    };
+}
+
 /// A run directory.
 #[derive(Debug, Clone)]
 pub struct RunDir {
@@ -247,13 +291,46 @@ impl RunDir {
 
     /// Where the run stands, from `config.toml` and `meta.json`.
     pub fn state(&self) -> RunState {
-        if !self.exists() {
+        self.task_state("config.toml")
+    }
+
+    /// Where a run of any task stands: `config_file` is the task's saved config
+    /// (`config.toml`, `text.toml`, `regression.toml`, `detection.toml`).
+    pub fn task_state(&self, config_file: &str) -> RunState {
+        if !self.file(config_file).is_file() {
             return RunState::Missing;
         }
-        match self.meta() {
-            Ok(meta) => RunState::of(&meta),
+        match crate::io::read_json::<MetaStatus>(&self.file("meta.json")) {
+            Ok(meta) => RunState::from_status(&meta),
             Err(_) => RunState::Created,
         }
+    }
+
+    /// The state of a run whose best checkpoint a tool is about to use; an error that says
+    /// where the run stands and what to do when there is none. `train` says how this
+    /// task's runs continue and restart ([`Retrain`]).
+    pub fn scorable(&self, config_file: &str, train: &Retrain) -> Result<RunState> {
+        let state = self.task_state(config_file);
+        if self.best_checkpoint().is_file() && !matches!(state, RunState::Missing) {
+            return Ok(state);
+        }
+        let why = match state {
+            RunState::Missing => format!("no {config_file}: not a run directory of this task"),
+            _ => "no best checkpoint (model_checkpoint.safetensors) was written".into(),
+        };
+        let what_to_do = match state {
+            RunState::Failed { .. } => {
+                format!("fix the cause above and train it again ({})", train.restart)
+            }
+            _ => format!(
+                "train it ({} continues it, {} restarts it)",
+                train.resume, train.restart
+            ),
+        };
+        Err(Error::Run {
+            path: self.path.clone(),
+            reason: format!("{state}; {why} — nothing to use: {what_to_do}"),
+        })
     }
 
     /// Removes the temp files of atomic writes whose writing process is gone (a kill
@@ -485,5 +562,45 @@ pub fn decide_on(run: &RunDir, found: &Found, existing: Existing) -> Result<Star
         }
         (_, true) => Err(Error::Run { path: run.path.clone(), reason: "already finished with this config; pass --force to train it again".into() }),
         (_, false) => Err(Error::Run { path: run.path.clone(), reason: "an unfinished run of this config exists; pass --resume to continue it or --force to restart".into() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_tasks_run_says_its_state_and_is_refused_without_a_best_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::at(dir.path());
+        assert_eq!(run.task_state("text.toml"), RunState::Missing);
+        let refused = run
+            .scorable("text.toml", &Retrain::FIT)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("no text.toml"), "{refused}");
+        std::fs::write(run.file("text.toml"), "name = \"t\"\n").unwrap();
+        assert_eq!(run.task_state("text.toml"), RunState::Created);
+        // A text run's meta: other fields than an image run's, the same status fields.
+        let meta = r#"{"status": "failed", "epochs_done": 2, "best_epoch": 1,
+            "data_fingerprint": "ab", "message": "loss is NaN"}"#;
+        std::fs::write(run.file("meta.json"), meta).unwrap();
+        let refused = run
+            .scorable("text.toml", &Retrain::FIT)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("failed after 2 epochs: loss is NaN")
+                && refused.contains("no best checkpoint")
+                && refused.contains("Existing::Force"),
+            "{refused}"
+        );
+        std::fs::write(run.best_checkpoint(), b"weights").unwrap();
+        assert_eq!(
+            run.scorable("text.toml", &Retrain::FIT)
+                .unwrap()
+                .best_epoch(),
+            1
+        );
     }
 }

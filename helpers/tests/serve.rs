@@ -246,6 +246,11 @@ fn predictions_match_the_model_and_bad_input_is_refused_while_the_server_stays_u
     assert!(status == 404 && answer["error"].as_str().unwrap().contains("/predict"));
     let (status, health) = json(addr, "GET", "/health", "text/plain", b"");
     assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+    let state = health["run_state"].as_str().unwrap_or_default();
+    assert!(
+        state.starts_with("finished (") && state.contains("best checkpoint from epoch"),
+        "{health}"
+    );
     // Every answered image is in both logs, once.
     let log = read_log(&f.root.join("serving/predictions.jsonl")).unwrap();
     assert_eq!((log.records.len(), log.skipped), (7, 0));

@@ -68,6 +68,36 @@ fn rotten_tomatoes_trains_beats_majority_and_is_reused() {
         predicted.iter().map(|p| p.0.clone()).collect::<Vec<_>>(),
         names
     );
+    // `lab predict` says the run's state first; a run with nothing to use is refused.
+    let lab = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
+        .args(["predict", "--run"])
+        .arg(dir.path().join("bag"))
+        .args(["--text", "a warm, funny and moving film"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&lab.stdout),
+        String::from_utf8_lossy(&lab.stderr),
+    );
+    assert!(lab.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("finished (3 epochs); best checkpoint from epoch"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.ends_with("\ta warm, funny and moving film\n"),
+        "{stdout}"
+    );
+    let bare = dir.path().join("bare");
+    std::fs::create_dir(&bare).unwrap();
+    std::fs::copy(dir.path().join("bag/text.toml"), bare.join("text.toml")).unwrap();
+    let refused = helpers::tasks::text::predict_texts(&bare, &first)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("created, no epoch finished yet; no best checkpoint"),
+        "{refused}"
+    );
     let cnn = cfg.variant("cnn", |c| {
         c.net.kind = TextNetKind::Cnn;
         c.net.embedding_dim = 32;

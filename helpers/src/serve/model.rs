@@ -91,6 +91,10 @@ pub struct Explanation {
 pub struct ServedModel {
     pub version: String,
     pub run: PathBuf,
+    /// The run's state when loaded ([`TrainedRun::state_line`]) and what loading rebuilt
+    /// or could not check: served models may be unfinished or older runs.
+    pub run_state: String,
+    pub load_notes: Vec<String>,
     pub classes: Vec<String>,
     pub spec: InputSpec,
     /// `ort` or `tch`, and why when `auto` fell back.
@@ -154,6 +158,7 @@ impl ServedModel {
         drift: &DriftOptions,
     ) -> Result<ServedModel> {
         let version = model_version(&trained.run.path)?;
+        let (run_state, load_notes) = (trained.state_line(), trained.notes.clone());
         let norm = trained.loaders.norm.clone();
         let model = trained.model;
         let detector = DriftDetector::fit_images(&model, &norm, &reference.images, drift.clone())?;
@@ -163,6 +168,8 @@ impl ServedModel {
         Ok(ServedModel {
             version,
             run: trained.run.path.clone(),
+            run_state,
+            load_notes,
             classes,
             spec: InputSpec {
                 channels: c as u32,

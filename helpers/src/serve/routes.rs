@@ -202,6 +202,8 @@ async fn health(State(shared): AppState) -> Response {
         "model_version": model.version,
         "engine": model.engine,
         "run": model.run,
+        "run_state": model.run_state,
+        "load_notes": model.load_notes,
         "classes": model.classes,
         "input": [model.spec.channels, model.spec.height, model.spec.width],
         "uptime_s": shared.started.elapsed().as_secs_f64(),

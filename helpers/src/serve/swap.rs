@@ -60,10 +60,11 @@ fn swap_to(shared: &Shared, pointer: &Path, bytes: &[u8], loader: &Loader) -> Re
     shared.metrics.swap();
     *shared.swap_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
     shared.notice(&format!(
-        "swapped {} → {} ({})",
+        "swapped {} → {} ({}: {})",
         old.version,
         next.version,
-        run.display()
+        run.display(),
+        next.run_state
     ));
     Ok(())
 }

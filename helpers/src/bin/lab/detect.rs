@@ -124,6 +124,7 @@ pub fn detect_cmd(args: DetectArgs, session: &Session) -> Result<()> {
             images,
         } => predict_images(&run, &images, &out, min_score)?,
         DetectCommand::Export { run, out } => {
+            crate::say_state(&run, detection::CONFIG_FILE);
             let loaded = detection::LoadedDetector::load(&run)?;
             let size = loaded.config.tiles.size as i64;
             detection::onnx::export(&loaded.net, size, &out)?;
@@ -139,6 +140,7 @@ pub fn detect_cmd(args: DetectArgs, session: &Session) -> Result<()> {
 
 /// Each image detected with the run at `run`, the drawing and JSON written into `out`.
 pub fn predict_images(run: &Path, images: &[PathBuf], out: &Path, min_score: f32) -> Result<()> {
+    crate::say_state(run, detection::CONFIG_FILE);
     for image in images {
         let p = detection::predict_file(run, image, out, min_score)
             .with_context(|| format!("detecting on {}", image.display()))?;

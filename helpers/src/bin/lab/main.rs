@@ -244,7 +244,19 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// Says on stderr where a track's run stands (stdout carries the results): the state,
+/// as `open_run` says it for image runs.
+pub(crate) fn say_state(run: &Path, config_file: &str) {
+    let state = helpers::run::RunDir::at(run).task_state(config_file);
+    eprintln!(
+        "{}: {state}; best checkpoint from epoch {}",
+        run.display(),
+        state.best_epoch()
+    );
+}
+
 fn predict_cmd(run: &std::path::Path, csv: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    say_state(run, helpers::tasks::regression::CONFIG_FILE);
     let report = helpers::tasks::regression::deploy::predict_csv(run, csv, out)?;
     println!("{} rows predicted -> {}", report.rows, report.out.display());
     for (column, n) in &report.imputed {
@@ -257,6 +269,7 @@ fn predict_cmd(run: &std::path::Path, csv: &std::path::Path, out: &std::path::Pa
 }
 
 fn predict_text_cmd(run: &std::path::Path, texts: &[String]) -> Result<()> {
+    say_state(run, helpers::tasks::text::CONFIG_FILE);
     for (text, (class, p)) in texts
         .iter()
         .zip(helpers::tasks::text::predict_texts(run, texts)?)
@@ -412,12 +425,7 @@ pub(crate) fn open_run(run: &Path) -> Result<(Dataset, TrainedRun)> {
     let data = load_data(&cfg)?;
     let trained =
         TrainedRun::load(run, &data).with_context(|| format!("loading run {}", run.display()))?;
-    eprintln!(
-        "{}: {}; best checkpoint from epoch {}",
-        run.display(),
-        trained.state,
-        trained.state.best_epoch()
-    );
+    eprintln!("{}: {}", run.display(), trained.state_line());
     for note in &trained.notes {
         eprintln!("  {note}");
     }

@@ -81,6 +81,10 @@ pub fn serve_cmd(args: ServeArgs) -> Result<()> {
         watch: (!args.no_watch).then(|| root.join("deployed.json")),
         stop_on_signals: true,
     };
+    eprintln!("{}: {}", args.run.display(), model.run_state);
+    for note in &model.load_notes {
+        eprintln!("  {note}");
+    }
     let (version, how) = (model.version.clone(), model.engine.clone());
     let server = serve::start(model, loader, options.clone())?;
     println!(

@@ -21,7 +21,7 @@ pub use coco_eval::CocoMetrics;
 pub use config::{DetectionConfig, DetectionDataConfig};
 pub use data::DetectionData;
 pub use decode::{DecodeConfig, Detection};
-pub use fit::{fit, DetectionMeta, TrainedDetector};
+pub use fit::{fit, DetectionMeta, TrainedDetector, CONFIG_FILE};
 pub use model::{BackboneKind, Detector, DetectorConfig};
 pub use predict::{predict_file, LoadedDetector};
 pub use task::DetectionTask;

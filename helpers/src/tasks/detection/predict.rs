@@ -25,6 +25,7 @@ impl LoadedDetector {
     /// The best weights of the detection run at `run_dir`.
     pub fn load(run_dir: &Path) -> Result<LoadedDetector> {
         let run = RunDir::at(run_dir);
+        run.scorable(CONFIG_FILE, &crate::run::Retrain::LAB_DETECT)?;
         let config = DetectionConfig::from_toml_file(&run.file(CONFIG_FILE)).map_err(|e| {
             e.with_hint("not a detection run directory (train one with `lab detect train`)")
         })?;

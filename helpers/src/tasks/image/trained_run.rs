@@ -6,7 +6,7 @@ use crate::data::{DataLoaders, DataRecord, Dataset, Split};
 use crate::evaluate::{predict, Predictions};
 use crate::metrics::Metrics;
 use crate::models::{self, Model};
-use crate::run::{Meta, RunDir, RunState};
+use crate::run::{Meta, Retrain, RunDir, RunState};
 use crate::train::callbacks::read_loop_state;
 use crate::train::History;
 use crate::{Error, Result};
@@ -33,6 +33,16 @@ pub struct TrainedRun {
 }
 
 impl TrainedRun {
+    /// Where the run stood when loaded, in words (`finished (10 epochs); best checkpoint
+    /// from epoch 10`), for a tool to say before its results.
+    pub fn state_line(&self) -> String {
+        format!(
+            "{}; best checkpoint from epoch {}",
+            self.state,
+            self.state.best_epoch()
+        )
+    }
+
     /// Loads a run in any state that has a best checkpoint: config, best weights, split,
     /// history and test metrics. `data` is checked against the run's data record first;
     /// a missing `metrics.json`, `history.csv` or figure is rebuilt (and written), and
@@ -129,26 +139,11 @@ impl TrainedRun {
 /// The run's `meta.json` when its best checkpoint exists; otherwise an error that says
 /// where the run stands and what to do.
 fn scorable_meta(run: &RunDir) -> Result<Meta> {
-    let state = run.state();
-    let has_best = run.best_checkpoint().is_file();
-    match run.meta() {
-        Ok(meta) if has_best => Ok(meta),
-        _ => Err(Error::Run {
-            path: run.path.clone(),
-            reason: format!(
-                "{state}; {} — nothing to score: {}",
-                if has_best {
-                    "meta.json is missing or unreadable"
-                } else {
-                    "no best checkpoint (model_checkpoint.safetensors) was written"
-                },
-                match state {
-                    RunState::Failed { .. } => "fix the cause above and train it again with --force",
-                    _ => "train it (`lab train --config <its config.toml> --resume`, or --force to restart)",
-                }
-            ),
-        }),
-    }
+    let state = run.scorable("config.toml", &Retrain::LAB_TRAIN)?;
+    run.meta().map_err(|e| Error::Run {
+        path: run.path.clone(),
+        reason: format!("{state}; meta.json is missing or unreadable ({e}) — nothing to score: train it again with --force"),
+    })
 }
 
 /// `history.csv`, or the history in the last checkpoint (written back) when the file is

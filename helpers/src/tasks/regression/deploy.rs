@@ -87,6 +87,7 @@ pub fn predict_csv(run_dir: &Path, csv: &Path, out: &Path) -> Result<PredictionR
     use super::model::Net;
     use crate::data::tabular::{Frame, Preprocessor};
     let run = crate::run::RunDir::at(run_dir);
+    run.scorable(CONFIG_FILE, &crate::run::Retrain::FIT)?;
     let cfg = RegressionConfig::from_toml_file(&run.file(CONFIG_FILE))
         .map_err(|e| e.with_hint("not a regression run directory (train one first)"))?;
     let about: DataAbout = crate::io::read_json(&run.file(DATA_FILE))?;

@@ -59,7 +59,7 @@ pub struct TrainedRegression {
     pub reused: bool,
 }
 
-pub(crate) const CONFIG_FILE: &str = "regression.toml";
+pub const CONFIG_FILE: &str = "regression.toml";
 pub(crate) const DATA_FILE: &str = "data.json";
 
 /// `data.json`: what the network reads and predicts, so a run can be used without its data.

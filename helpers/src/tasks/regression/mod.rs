@@ -18,7 +18,7 @@ pub mod task;
 pub use config::RegressionConfig;
 pub use data::{Arrays, Prepared, SeriesSpec};
 pub use evaluate::{comparison_table, Evaluation};
-pub use fit::{fit, RegressionMeta, TrainedRegression};
+pub use fit::{fit, RegressionMeta, TrainedRegression, CONFIG_FILE};
 pub use metrics::RegressionMetrics;
 pub use model::{InputShape, Net, NetConfig, NetKind};
 pub use task::{Loss, Regression};

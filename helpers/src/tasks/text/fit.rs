@@ -20,7 +20,8 @@ use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-const CONFIG_FILE: &str = "text.toml";
+/// The run's saved config, beside its vocabulary and classes.
+pub const CONFIG_FILE: &str = "text.toml";
 
 /// `meta.json` of a text run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -193,6 +194,7 @@ impl RunMeta for MetaSource<'_> {
 /// per text, the predicted class and its probability.
 pub fn predict_texts(run_dir: &std::path::Path, texts: &[String]) -> Result<Vec<(String, f64)>> {
     let run = RunDir::at(run_dir);
+    run.scorable(CONFIG_FILE, &crate::run::Retrain::FIT)?;
     let cfg = TextConfig::from_toml_file(&run.file(CONFIG_FILE))
         .map_err(|e| e.with_hint("not a text run directory (train one first)"))?;
     let vocab: crate::data::text::Vocabulary = read_json(&run.file("vocab.json"))?;

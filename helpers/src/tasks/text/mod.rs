@@ -17,6 +17,6 @@ pub mod task;
 
 pub use config::{TextConfig, TokenConfig};
 pub use data::{TextArrays, TextData};
-pub use fit::{fit, predict_texts, TextMeta, TrainedText};
+pub use fit::{fit, predict_texts, TextMeta, TrainedText, CONFIG_FILE};
 pub use model::{TextNet, TextNetConfig, TextNetKind};
 pub use task::TextClassification;
