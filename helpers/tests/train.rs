@@ -116,7 +116,7 @@ fn a_run_stopped_after_one_epoch_resumes_to_the_same_result() -> Result<()> {
     };
     let partial = fit_with(&tiny_config("r"), &data, &stopped, &mut Silent)?;
     assert_eq!(
-        (partial.meta.status.clone(), partial.meta.epochs_done),
+        (partial.meta.status, partial.meta.epochs_done),
         (Status::Running, 1)
     );
     let refused = fit_with(
