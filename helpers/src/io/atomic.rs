@@ -6,8 +6,9 @@ use std::path::Path;
 
 /// Replaces `path` atomically with the file `write` produces at the temp path it is
 /// given (in the same folder, so the rename stays on one file system): the temp file
-/// is fsynced, then renamed over `path`; on any failure it is removed. A crash leaves
-/// either the old file or the new one, never a torn one.
+/// is fsynced, then renamed over `path`, then the folder is fsynced so the rename itself
+/// survives a power cut (a kill needs only the rename); on any failure the temp file is
+/// removed. A crash leaves either the old file or the new one, never a torn one.
 pub fn replace_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let dir = path
         .parent()
@@ -27,6 +28,10 @@ pub fn replace_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Res
     });
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
+    } else {
+        // Best effort: some file systems refuse fsync on a folder; the new file is in
+        // place either way, only its durability across a power cut is at stake.
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     }
     result
 }
