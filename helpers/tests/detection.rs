@@ -487,6 +487,26 @@ fn a_short_run_trains_detects_and_reloads() {
     ] {
         assert!(trained.run.file(f).is_file(), "{f} missing");
     }
+    // A written reading of the worst tiles holds with this run's counts, not with others.
+    let (worst, false_alarms, missed) =
+        helpers::tasks::detection::analysis::worst_tiles(&trained, &data.test)[0];
+    let crowns = data.test.tiles[worst].boxes.len();
+    let reading = |found: usize| {
+        let text = format!("{worst}: {crowns} crowns, {found} found, {false_alarms} false alarms");
+        helpers::report::readings::check_tile_reading(&trained, &data.test, 3, &text)
+            .unwrap()
+            .0
+    };
+    assert!(
+        reading(crowns - missed).starts_with('✓'),
+        "{}",
+        reading(crowns - missed)
+    );
+    let withdrawn = reading(crowns - missed + 1);
+    assert!(
+        withdrawn.starts_with('✗') && withdrawn.contains(&format!("{} found", crowns - missed)),
+        "{withdrawn}"
+    );
     // Exported to ONNX, ONNX Runtime computes the same maps and hence the same boxes.
     let check = helpers::tasks::detection::onnx::export_checked(&trained, &data).unwrap();
     assert!(

@@ -2,10 +2,12 @@
 //! the sweeps say (every comparison computed from the grid and ablation runs), and
 //! whether a written reading of the misclassified gallery still describes the cases
 //! this run shows — withdrawn, with what changed, when a rerun shows other cases.
+use crate::data::detection::tiles::TileSet;
 use crate::evaluate::Predictions;
 use crate::experiment::RunSummary;
 use crate::explain::error_analysis::misclassified_indices;
 use crate::render::Markdown;
+use crate::tasks::detection::{analysis::worst_tiles, TrainedDetector};
 use crate::{Error, Result};
 
 /// Below this many points of test accuracy, a single-seed difference is read as noise.
@@ -210,16 +212,6 @@ pub fn check_case_reading(
     reading: &str,
 ) -> Result<Markdown> {
     let read: Vec<Case> = reading.split(',').map(Case::parse).collect::<Result<_>>()?;
-    if let Some(c) = read.iter().find(|c| c.index >= preds.labels.len()) {
-        return Err(Error::argument(
-            "reading",
-            format!(
-                "case #{} is past the {} test images",
-                c.index,
-                preds.labels.len()
-            ),
-        ));
-    }
     let shown: Vec<Case> = misclassified_indices(preds, read.len())
         .into_iter()
         .map(|i| Case::of(preds, classes, i))
@@ -235,6 +227,13 @@ pub fn check_case_reading(
         .iter()
         .filter(|c| !shown.contains(c))
         .map(|c| {
+            if c.index >= preds.labels.len() {
+                return format!(
+                    "#{} is past its {} test images",
+                    c.index,
+                    preds.labels.len()
+                );
+            }
             let now = Case::of(preds, classes, c.index);
             if now.truth == now.predicted {
                 format!("#{} is now classified correctly", c.index)
@@ -252,6 +251,98 @@ pub fn check_case_reading(
          Here {changed}, and the gallery shows {}: read those images instead.",
         list(&read),
         list(&shown)
+    )))
+}
+
+/// One tile a written reading of the detection errors names: its index and, when the
+/// reading states them, its crowns, crowns found and false alarms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct TileCase {
+    index: usize,
+    counts: Option<(usize, usize, usize)>,
+}
+
+impl TileCase {
+    fn parse(text: &str) -> Result<TileCase> {
+        let bad = || {
+            Error::argument(
+                "reading",
+                format!(
+                    "`{text}` is not a tile like `24` or `24: 21 crowns, 2 found, 9 false alarms`"
+                ),
+            )
+        };
+        let (index, counts) = text.split_once(':').unwrap_or((text, ""));
+        let numbers: Vec<usize> = counts
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|n| !n.is_empty())
+            .map(|n| n.parse().map_err(|_| bad()))
+            .collect::<Result<_>>()?;
+        let counts = match numbers[..] {
+            [] => None,
+            [crowns, found, false_alarms] => Some((crowns, found, false_alarms)),
+            _ => return Err(bad()),
+        };
+        Ok(TileCase {
+            index: index.trim().parse().map_err(|_| bad())?,
+            counts,
+        })
+    }
+}
+
+/// Checks a written reading of the worst detection tiles — `reading` names tiles as
+/// `"24: 21 crowns, 2 found, 9 false alarms; 2; 4"` — against this run: it holds when
+/// every tile is among the `n` worst tiles drawn and every stated count is this run's;
+/// otherwise it is withdrawn, saying what differs.
+pub fn check_tile_reading(
+    run: &TrainedDetector,
+    tiles: &TileSet,
+    n: usize,
+    reading: &str,
+) -> Result<Markdown> {
+    let read: Vec<TileCase> = reading
+        .split(';')
+        .map(TileCase::parse)
+        .collect::<Result<_>>()?;
+    let ranked = worst_tiles(run, tiles);
+    let drawn: Vec<usize> = ranked.iter().take(n).map(|r| r.0).collect();
+    let counts_of = |i: usize| {
+        let (_, false_alarms, missed) = *ranked.iter().find(|r| r.0 == i)?;
+        let crowns = tiles.tiles[i].boxes.len();
+        Some((crowns, crowns - missed, false_alarms))
+    };
+    let mut changed = Vec::new();
+    for case in &read {
+        let Some(now) = counts_of(case.index) else {
+            changed.push(format!(
+                "tile {} is past its {} test tiles",
+                case.index,
+                tiles.tiles.len()
+            ));
+            continue;
+        };
+        if !drawn.contains(&case.index) {
+            changed.push(format!("tile {} is not among the {n} worst", case.index));
+        }
+        if case.counts.is_some_and(|c| c != now) {
+            changed.push(format!(
+                "tile {} has {} crowns, {} found, {} false alarms",
+                case.index, now.0, now.1, now.2
+            ));
+        }
+    }
+    let named: Vec<String> = read.iter().map(|c| c.index.to_string()).collect();
+    if changed.is_empty() {
+        return Ok(Markdown(format!(
+            "✓ **The reading above holds for this run**: tiles {} are among its {n} worst, with the counts stated.",
+            named.join(", ")
+        )));
+    }
+    let drawn: Vec<String> = drawn.iter().map(usize::to_string).collect();
+    Ok(Markdown(format!(
+        "✗ **The reading above is withdrawn for this run**: here {}; the {n} worst tiles are {}: read those instead.",
+        changed.join("; "),
+        drawn.join(", ")
     )))
 }
 
@@ -327,6 +418,18 @@ mod tests {
     }
 
     #[test]
+    fn tile_readings_parse_with_or_without_counts() {
+        let tile = TileCase::parse(" 24: 21 crowns, 2 found, 9 false alarms").unwrap();
+        assert_eq!((tile.index, tile.counts), (24, Some((21, 2, 9))));
+        assert_eq!(TileCase::parse("4").unwrap().counts, None);
+        let bad = TileCase::parse("24: 21 crowns, 2 found").unwrap_err();
+        assert!(
+            bad.to_string().contains("`24: 21 crowns, 2 found`"),
+            "{bad}"
+        );
+    }
+
+    #[test]
     fn a_case_reading_holds_only_for_the_cases_shown() {
         let classes: Vec<String> = ["Coat", "Shirt", "Sandal"].map(String::from).to_vec();
         let preds = predictions(&[0, 1, 0, 2], &[1, 1, 1, 0]);
@@ -344,6 +447,13 @@ mod tests {
                 && withdrawn.contains("#2 is now classified correctly")
                 && withdrawn.contains("#3 Sandal → Coat"),
             "{withdrawn}"
+        );
+        let smaller = check_case_reading(&preds, &classes, "#0 Coat → Shirt, #9 Coat → Shirt")
+            .unwrap()
+            .0;
+        assert!(
+            smaller.contains("#9 is past its 4 test images"),
+            "{smaller}"
         );
         let bad = check_case_reading(&preds, &classes, "#0 Coat to Shirt").unwrap_err();
         assert!(bad.to_string().contains("`#0 Coat to Shirt`"), "{bad}");
