@@ -68,6 +68,27 @@ fn rotten_tomatoes_trains_beats_majority_and_is_reused() {
         predicted.iter().map(|p| p.0.clone()).collect::<Vec<_>>(),
         names
     );
+    // A written reading of the confident mistakes holds for the snippets shown, not others.
+    let shown = helpers::tasks::text::analysis::mistakes(&run, &data)
+        .unwrap()
+        .shown(&data, 8);
+    let start: String = data.test_texts[shown[0]].chars().take(30).collect();
+    let check = |reading: &str| {
+        helpers::report::readings::check_snippet_reading(&run, &data, 8, reading)
+            .unwrap()
+            .0
+    };
+    assert!(
+        check(&start.to_uppercase()).starts_with('✓'),
+        "{}",
+        check(&start)
+    );
+    let withdrawn = check(&format!("{start} | no critic wrote this sentence"));
+    assert!(
+        withdrawn.starts_with('✗')
+            && withdrawn.contains("“no critic wrote this sentence” is not among"),
+        "{withdrawn}"
+    );
     // `lab predict` says the run's state first; a run with nothing to use is refused.
     let lab = std::process::Command::new(env!("CARGO_BIN_EXE_lab"))
         .args(["predict", "--run"])

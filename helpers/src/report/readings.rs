@@ -8,6 +8,7 @@ use crate::experiment::RunSummary;
 use crate::explain::error_analysis::misclassified_indices;
 use crate::render::Markdown;
 use crate::tasks::detection::{analysis::worst_tiles, TrainedDetector};
+use crate::tasks::text::{analysis::mistakes, TextData, TrainedText};
 use crate::{Error, Result};
 
 /// Below this many points of test accuracy, a single-seed difference is read as noise.
@@ -343,6 +344,58 @@ pub fn check_tile_reading(
         "✗ **The reading above is withdrawn for this run**: here {}; the {n} worst tiles are {}: read those instead.",
         changed.join("; "),
         drawn.join(", ")
+    )))
+}
+
+/// Checks a written reading of the text track's most confident mistakes — `reading`
+/// quotes the start of each snippet it discusses, `|` between them — against this run:
+/// it holds when each is among the `k` mistakes the gallery shows (compared in lower
+/// case, letters and digits only, as the gallery prints tokens); otherwise it is
+/// withdrawn, naming the snippets this run gets right or ranks lower.
+pub fn check_snippet_reading(
+    run: &TrainedText,
+    data: &TextData,
+    k: usize,
+    reading: &str,
+) -> Result<Markdown> {
+    let quoted: Vec<&str> = reading
+        .split('|')
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+        .collect();
+    if quoted.is_empty() {
+        return Err(Error::argument(
+            "reading",
+            "no snippet quoted: give the start of each, `|` between them",
+        ));
+    }
+    let words = |s: &str| {
+        s.to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let shown: Vec<String> = mistakes(run, data)?
+        .shown(data, k)
+        .into_iter()
+        .map(|i| words(&data.test_texts[i]))
+        .collect();
+    let missing: Vec<String> = quoted
+        .iter()
+        .filter(|q| !shown.iter().any(|s| s.starts_with(&words(q))))
+        .map(|q| format!("“{q}”"))
+        .collect();
+    if missing.is_empty() {
+        return Ok(Markdown(format!(
+            "✓ **The reading above holds for this run**: the {} snippets it reads are among its {k} most confident mistakes.",
+            quoted.len()
+        )));
+    }
+    Ok(Markdown(format!(
+        "✗ **The reading above is withdrawn for this run**: {} {} not among its {k} most confident mistakes; read the gallery above instead.",
+        missing.join(", "),
+        if missing.len() == 1 { "is" } else { "are" }
     )))
 }
 

@@ -207,6 +207,9 @@ pub fn worst_drawn(run: &TrainedDetector, tiles: &TileSet, n: usize) -> Result<F
     drawn_tiles("The test tiles with the most errors", run, tiles, &worst)
 }
 
+/// Room under each drawn tile for its two caption lines.
+const CAPTION_HEIGHT: u32 = 29;
+
 fn draw(
     title: &str,
     tiles: &TileSet,
@@ -220,7 +223,7 @@ fn draw(
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
         cols as u32 * cell,
-        rows * (cell + 16) + 18
+        rows * (cell + CAPTION_HEIGHT) + 18
     );
     let legend = match detections {
         Some(_) => format!(
@@ -232,7 +235,7 @@ fn draw(
     for (k, &i) in indices.iter().enumerate() {
         let (x, y) = (
             (k % cols) as u32 * cell + 8,
-            (k / cols) as u32 * (cell + 16) + 22,
+            (k / cols) as u32 * (cell + CAPTION_HEIGHT) + 22,
         );
         // JPEG: a PNG of an aerial tile is ~6× larger, and the notebook shows a dozen.
         let jpeg = plot::jpeg_base64(&tiles.pixels.get(i as i64), 85)?;
@@ -260,21 +263,23 @@ fn draw(
             .filter(|&&v| v == Verdict::FalsePositive)
             .count();
         let missed = found.iter().filter(|&&f| !f).count();
-        let caption = match detections {
+        // Two lines: one is wider than the tile and ran into its neighbour's.
+        let counts = match detections {
             Some(_) => format!(
-                "tile {i} at ({}, {}): {} true, {} found, {fp} false, {missed} missed",
-                t.x,
-                t.y,
+                "{} true, {} found, {fp} false, {missed} missed",
                 t.boxes.len(),
                 d.len() - fp
             ),
-            None => format!("tile {i} at ({}, {}): {} crowns", t.x, t.y, t.boxes.len()),
+            None => format!("{} crowns", t.boxes.len()),
         };
-        svg += &format!(
-            "<text x=\"{x}\" y=\"{}\">{}</text>\n",
-            y + size + 13,
-            escape(&caption)
-        );
+        let place = format!("tile {i} at ({}, {})", t.x, t.y);
+        for (line, text) in [place, counts].iter().enumerate() {
+            svg += &format!(
+                "<text x=\"{x}\" y=\"{}\">{}</text>\n",
+                y + size + 13 + 13 * line as u32,
+                escape(text)
+            );
+        }
     }
     svg += "</svg>\n";
     Ok(Figure::from_svg(title, svg))

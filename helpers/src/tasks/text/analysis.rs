@@ -35,6 +35,19 @@ pub fn mistakes(run: &TrainedText, data: &TextData) -> Result<Mistakes> {
     })
 }
 
+impl Mistakes {
+    /// The `k` most confident mistakes whose text is not blank, as the gallery of
+    /// explained mistakes shows them: indices into the test texts.
+    pub fn shown(&self, data: &TextData, k: usize) -> Vec<usize> {
+        self.by_confidence
+            .iter()
+            .copied()
+            .filter(|&i| !data.test_texts[i].trim().is_empty())
+            .take(k)
+            .collect()
+    }
+}
+
 /// The `k` test texts misclassified with the highest predicted probability.
 pub fn confident_mistakes(run: &TrainedText, data: &TextData, k: usize) -> Result<Table> {
     let Mistakes {

@@ -4,7 +4,7 @@
 //! its word embeddings, so there the attributions are exact and equal gradient × input;
 //! for the CNN and the Transformer, completeness (the attributions sum to
 //! logit(text) − logit(baseline)) measures how good `steps` was.
-use super::analysis::{mistakes, Mistakes};
+use super::analysis::mistakes;
 use super::data::TextData;
 use super::fit::TrainedText;
 use super::model::TextNet;
@@ -174,21 +174,15 @@ pub fn explained_mistakes(
     k: usize,
     steps: usize,
 ) -> Result<Highlighted> {
-    let Mistakes {
-        predicted: pred,
-        confidence: conf,
-        labels,
-        by_confidence,
-    } = mistakes(run, data)?;
-    let texts = by_confidence
-        .iter()
-        .filter(|&&i| !data.test_texts[i].trim().is_empty())
-        .take(k)
-        .map(|&i| {
-            let p = pred[i] as usize;
+    let m = mistakes(run, data)?;
+    let texts = m
+        .shown(data, k)
+        .into_iter()
+        .map(|i| {
+            let p = m.predicted[i] as usize;
             let caption = format!(
                 "true {}, predicted {} ({:.3})",
-                data.classes[labels[i] as usize], data.classes[p], conf[i]
+                data.classes[m.labels[i] as usize], data.classes[p], m.confidence[i]
             );
             Ok((caption, attribute_test_text(run, data, i, p, steps)?))
         })
