@@ -100,12 +100,27 @@ def within(a: str, b: str) -> bool:
     return abs(x - y) <= TOLERANCE_REL * max(abs(x), abs(y), 1e-12)
 
 
+def rows_by_key(html: str) -> str:
+    """Each HTML table's body rows sorted by their first cell, when those are unique: a
+    table sorted by a score may list near-tied rows in another order on another CPU, and
+    its values are then paired by row name, not by position."""
+    def sort(table: str) -> str:
+        rows = re.findall(r"<tr><td.*?</tr>", table, flags=re.S)
+        keys = [re.sub(r"<[^>]+>", "", r.split("</td>")[0]).strip() for r in rows]
+        if len(set(keys)) != len(keys):
+            return table
+        ordered = iter(row for _, row in sorted(zip(keys, rows)))
+        return re.sub(r"<tr><td.*?</tr>", lambda m: next(ordered), table, flags=re.S)
+    return re.sub(r"<table.*?</table>", lambda m: sort(m.group(0)), html, flags=re.S)
+
+
 def moved_values(texts_a: list, texts_b: list) -> tuple:
-    """(same words, [(context, committed, rerun, within tolerance)]) of two cells' texts."""
+    """(same words, [(context, committed, rerun, within tolerance)]) of two cells' texts;
+    table rows are paired by name ([`rows_by_key`])."""
     if len(texts_a) != len(texts_b):
         return False, []
     rows, same_words = [], True
-    for ta, tb in zip(texts_a, texts_b):
+    for ta, tb in zip(map(rows_by_key, texts_a), map(rows_by_key, texts_b)):
         if "<svg" in ta[:300]:
             continue
         plain_a, plain_b = (re.sub(r"<[^>]+>", " ", t) for t in (ta, tb))
