@@ -194,12 +194,25 @@ pub fn cached_probe(
         });
     }
     let measured = probe()?;
+    keep_same_libtorch(&mut cache, key);
     cache.insert(key.to_string(), measured);
     if let Ok(json) = serde_json::to_vec_pretty(&cache) {
         let _ = std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")));
         let _ = crate::io::write_atomic(&path, &json);
     }
     Ok(measured)
+}
+
+/// Drops the probes measured with another libtorch than `key`'s (the keys name it): they
+/// can never be reused, and without this every upgrade would grow the cache for good.
+fn keep_same_libtorch(cache: &mut BTreeMap<String, PrecisionProbe>, key: &str) {
+    let libtorch = |k: &str| {
+        k.split(" | ")
+            .find(|part| part.starts_with("libtorch "))
+            .map(str::to_owned)
+    };
+    let current = libtorch(key);
+    cache.retain(|k, _| libtorch(k) == current);
 }
 
 /// Whether the CPU has native bf16 arithmetic (Intel AMX or AVX-512 BF16), from the
@@ -222,6 +235,32 @@ fn has_bf16_flag(cpuinfo: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probes_of_another_libtorch_are_dropped() {
+        let probe = PrecisionProbe {
+            fp32_per_sec: 1.0,
+            bf16_per_sec: 2.0,
+            reused: false,
+        };
+        let mut cache: BTreeMap<String, PrecisionProbe> = [
+            "a | AMD EPYC | libtorch 2.12.0 | 2 threads",
+            "b | AMD EPYC | libtorch 2.13.0 | 2 threads",
+            "c | Intel Xeon | libtorch 2.13.0 | 4 threads",
+        ]
+        .into_iter()
+        .map(|k| (k.to_string(), probe))
+        .collect();
+        keep_same_libtorch(&mut cache, "d | AMD EPYC | libtorch 2.13.0 | 2 threads");
+        let kept: Vec<&str> = cache.keys().map(String::as_str).collect();
+        assert_eq!(
+            kept,
+            [
+                "b | AMD EPYC | libtorch 2.13.0 | 2 threads",
+                "c | Intel Xeon | libtorch 2.13.0 | 4 threads"
+            ]
+        );
+    }
 
     #[test]
     fn bf16_flags_are_read_from_the_flags_line() {
