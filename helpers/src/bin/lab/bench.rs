@@ -179,8 +179,10 @@ fn bench_eval(model: &models::Model, loaders: &DataLoaders, precision: Precision
         tch::no_grad(|| {
             let _ = model.forward_t(&batches[0].0, false);
             let started = Instant::now();
-            let images: i64 = batches
-                .iter()
+            // Three passes, as scripts/bench_pytorch.py times them: one pass of the
+            // test set is ~1.5 s, short enough for a scheduler hiccup to show.
+            let images: i64 = (0..3)
+                .flat_map(|_| batches.iter())
                 .map(|(x, _)| {
                     let _ = model.forward_t(x, false).argmax(-1, false).sum(Kind::Int64);
                     x.size()[0]
