@@ -311,13 +311,20 @@ impl RunDir {
     /// task's runs continue and restart ([`Retrain`]).
     pub fn scorable(&self, config_file: &str, train: &Retrain) -> Result<RunState> {
         let state = self.task_state(config_file);
-        if self.best_checkpoint().is_file() && !matches!(state, RunState::Missing) {
+        if matches!(state, RunState::Missing) {
+            // `RunState::Missing` reads "no config.toml", the image runs' file.
+            return Err(Error::Run {
+                path: self.path.clone(),
+                reason: format!(
+                    "no {config_file}: not a run directory of this task (train one: {})",
+                    train.resume
+                ),
+            });
+        }
+        if self.best_checkpoint().is_file() {
             return Ok(state);
         }
-        let why = match state {
-            RunState::Missing => format!("no {config_file}: not a run directory of this task"),
-            _ => "no best checkpoint (model_checkpoint.safetensors) was written".into(),
-        };
+        let why = "no best checkpoint (model_checkpoint.safetensors) was written";
         let what_to_do = match state {
             RunState::Failed { .. } => {
                 format!("fix the cause above and train it again ({})", train.restart)
@@ -578,7 +585,11 @@ mod tests {
             .scorable("text.toml", &Retrain::FIT)
             .unwrap_err()
             .to_string();
-        assert!(refused.contains("no text.toml"), "{refused}");
+        assert!(
+            refused.contains("no text.toml: not a run directory")
+                && !refused.contains("config.toml"),
+            "{refused}"
+        );
         std::fs::write(run.file("text.toml"), "name = \"t\"\n").unwrap();
         assert_eq!(run.task_state("text.toml"), RunState::Created);
         // A text run's meta: other fields than an image run's, the same status fields.
