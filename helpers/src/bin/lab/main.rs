@@ -248,6 +248,9 @@ fn main() -> Result<()> {
 /// as `open_run` says it for image runs.
 pub(crate) fn say_state(run: &Path, config_file: &str) {
     let state = helpers::run::RunDir::at(run).task_state(config_file);
+    if state == helpers::run::RunState::Missing {
+        return; // not a run of this task: loading it says so, naming the file
+    }
     eprintln!(
         "{}: {state}; best checkpoint from epoch {}",
         run.display(),
