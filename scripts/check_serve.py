@@ -57,10 +57,17 @@ def start_server(lab, run, log_dir):
     proc = subprocess.Popen([lab, "serve", "--run", str(run), "--port", "0", "--log-dir", str(log_dir),
                              "--drift-window", "100", "--drift-every", "50", "--drift-min-interval-s", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    line = proc.stdout.readline()
-    match = re.search(r"on (http://[0-9.:]+)", line)
-    if not match:
-        sys.exit(f"lab serve did not start: {line}{proc.stdout.read()}")
+    # The run's state and load notes come first (stderr), then the address line.
+    seen = []
+    while True:
+        line = proc.stdout.readline()
+        seen.append(line)
+        match = re.search(r"on (http://[0-9.:]+)", line)
+        if match:
+            break
+        if not line or len(seen) > 50:  # exited, or talking without ever serving
+            proc.kill()
+            sys.exit(f"lab serve did not start: {''.join(seen)}")
     threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
     return proc, match.group(1)
 
