@@ -159,6 +159,12 @@ impl RunState {
         }
     }
 
+    /// The state with its best checkpoint, as tools say it before their results
+    /// (`finished (10 epochs); best checkpoint from epoch 10`).
+    pub fn with_best_epoch(&self) -> String {
+        format!("{self}; best checkpoint from epoch {}", self.best_epoch())
+    }
+
     /// The epoch of the best checkpoint (0: none written yet).
     pub fn best_epoch(&self) -> usize {
         match self {

@@ -251,11 +251,7 @@ pub(crate) fn say_state(run: &Path, config_file: &str) {
     if state == helpers::run::RunState::Missing {
         return; // not a run of this task: loading it says so, naming the file
     }
-    eprintln!(
-        "{}: {state}; best checkpoint from epoch {}",
-        run.display(),
-        state.best_epoch()
-    );
+    eprintln!("{}: {}", run.display(), state.with_best_epoch());
 }
 
 fn predict_cmd(run: &std::path::Path, csv: &std::path::Path, out: &std::path::Path) -> Result<()> {

@@ -36,11 +36,7 @@ impl TrainedRun {
     /// Where the run stood when loaded, in words (`finished (10 epochs); best checkpoint
     /// from epoch 10`), for a tool to say before its results.
     pub fn state_line(&self) -> String {
-        format!(
-            "{}; best checkpoint from epoch {}",
-            self.state,
-            self.state.best_epoch()
-        )
+        self.state.with_best_epoch()
     }
 
     /// Loads a run in any state that has a best checkpoint: config, best weights, split,
